@@ -1,0 +1,3 @@
+// Each test binary includes this module and may use only part of it.
+#[allow(dead_code)]
+pub mod structural;

@@ -1,0 +1,47 @@
+//! What the user sees on stderr: errors, warnings, `-v` traces. Colour only on a terminal.
+
+use std::io::Write;
+
+use anstream::eprintln;
+use tracing_subscriber::EnvFilter;
+
+use crate::error::Error;
+
+const RED_BOLD: &str = "\x1b[1;31m";
+const YELLOW_BOLD: &str = "\x1b[1;33m";
+const RESET: &str = "\x1b[0m";
+
+/// `-v` shows this tool's debug traces, `-vv` everyone's; `RUST_LOG` overrides both.
+pub fn init_tracing(verbosity: u8) {
+    let default = match verbosity {
+        0 => "warn",
+        1 => "claude_sandbox=debug,claude_sandbox_core=debug,claude_sandbox_kube=debug",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(anstream::stderr)
+        .with_target(false)
+        .init();
+}
+
+pub fn print_error(error: &Error) {
+    eprintln!("{RED_BOLD}error:{RESET} {error}");
+}
+
+pub fn print_warning(message: impl std::fmt::Display) {
+    eprintln!("{YELLOW_BOLD}warning:{RESET} {message}");
+}
+
+/// Writes `text` to stdout; a closed pipe (`| head`) is not an error worth a message.
+pub fn write_stdout(text: &str) -> Result<(), Error> {
+    let mut stdout = anstream::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}

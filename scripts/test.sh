@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs every test of the project, from a fresh Debian machine: installs what the tests need,
+# then checks formatting and lints, then runs the unit and integration tests.
+# Usage: scripts/test.sh [extra cargo test arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Debian packages the tests run: shellcheck (entrypoint.sh), kubectl with kustomize (asset tests).
+install_packages() {
+  local missing=()
+  command -v shellcheck >/dev/null || missing+=(shellcheck)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  if ! command -v kubectl >/dev/null; then
+    echo "kubectl (with its built-in kustomize) is needed by the asset tests; install kubectl 1.27 or later" >&2
+    exit 1
+  fi
+}
+
+install_packages
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "cargo test"
+cargo test --workspace --locked "$@"
