@@ -1,6 +1,6 @@
 #!/bin/sh
-# Removes the Claude Code sandbox that deploy.sh made: a thin wrapper around `claude-sandbox`.
-# The workspace volume (PVC workspaces-<name>) goes with the Sandbox that owns it.
-#   ./teardown.sh [my-sandbox -n team-a]
+# Removes the Claude Code sandbox: a thin wrapper around `claude-sandbox down`. The workspace
+# volume is kept unless --delete-volume is given.
+#   ./teardown.sh [my-sandbox -n team-a] [--delete-volume]
 set -eu
-claude-sandbox render "$@" | kubectl delete --ignore-not-found --wait -f -
+exec claude-sandbox down "$@"

@@ -31,6 +31,24 @@ pub struct GlobalArgs {
     /// More output on stderr: -v for this tool's traces, -vv for every library's.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// The kubeconfig file [default: $KUBECONFIG, ~/.kube/config, or the in-cluster account].
+    #[arg(long, global = true, value_name = "FILE", help_heading = "Cluster")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// The kubeconfig context to use [default: the current context].
+    #[arg(long, global = true, value_name = "NAME", help_heading = "Cluster")]
+    pub context: Option<String>,
+
+    /// The namespace [default: the context's; none in rendered YAML].
+    #[arg(
+        short,
+        long,
+        global = true,
+        value_name = "NAME",
+        help_heading = "Cluster"
+    )]
+    pub namespace: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -42,6 +60,27 @@ pub enum Command {
     /// names of the Secret keys the pod reads.
     #[command(after_help = RENDER_EXAMPLES)]
     Render(Box<RenderArgs>),
+    /// Deploy a sandbox and wait until it is ready; installs agent-sandbox when it is missing.
+    ///
+    /// Checks first (cluster reachable, permissions, RuntimeClass, StorageClass), then applies
+    /// the Secret (from --secret-env/--env-file), ConfigMap, Sandbox and Service with server-side
+    /// apply, and follows the start-up (envbuilder's phases) until the sandbox is ready. Running
+    /// it again on an unchanged sandbox writes nothing.
+    #[command(after_help = UP_EXAMPLES)]
+    Up(Box<UpArgs>),
+    /// Show a sandbox: conditions, phase, node, IPs, runtime, workspace volume, endpoints.
+    Status(StatusArgs),
+    /// List the sandboxes this tool manages.
+    List(ListArgs),
+    /// Print the sandbox container's log: envbuilder's build, then the init script.
+    Logs(LogsArgs),
+    /// Stop a sandbox's pod; its workspace volume stays.
+    Suspend(NameArg),
+    /// Start a suspended sandbox again and wait until it is ready.
+    Resume(ResumeArgs),
+    /// Delete a sandbox and what it owns, and wait until it is gone. The workspace volume stays
+    /// unless --delete-volume.
+    Down(DownArgs),
     /// Check a devcontainer.json for fields envbuilder ignores.
     ///
     /// envbuilder builds the devcontainer inside the pod and silently skips what only Docker or
@@ -70,6 +109,126 @@ pub struct RenderArgs {
     pub output: OutputFormat,
 }
 
+const UP_EXAMPLES: &str = "\
+Examples:
+  claude-sandbox up                                        # the default sandbox, current namespace
+  claude-sandbox up dev -n team-a --runtime gvisor --secret-env GITHUB_TOKEN,ANTHROPIC_API_KEY
+  claude-sandbox up --repo https://github.com/acme/app.git#main --env-file team.env
+  claude-sandbox up dev --detach -o json                   # apply, don't wait, print a summary";
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+    /// Put these variables of your environment into the sandbox Secret (e.g. GITHUB_TOKEN,ANTHROPIC_API_KEY).
+    #[arg(
+        long,
+        value_name = "KEY,…",
+        value_delimiter = ',',
+        help_heading = "Secrets"
+    )]
+    pub secret_env: Vec<String>,
+    /// Put the KEY=VALUE lines of this file into the sandbox Secret.
+    #[arg(long, value_name = "FILE", help_heading = "Secrets")]
+    pub env_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub install: InstallArgs,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+    /// Return once the objects are applied, without waiting.
+    #[arg(long)]
+    pub detach: bool,
+    /// Print a machine-readable summary instead of instructions.
+    #[arg(short, long, value_enum)]
+    pub output: Option<OutputFormat>,
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// Where to install agent-sandbox from when the cluster lacks it (a file or an https URL)
+    /// [default: the pinned upstream release].
+    #[arg(long, value_name = "PATH|URL", help_heading = "agent-sandbox")]
+    pub controller_manifest: Option<String>,
+    /// Fail instead of installing agent-sandbox when it is missing.
+    #[arg(long, help_heading = "agent-sandbox")]
+    pub no_install: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// How long to wait for the sandbox (first builds take 5–15 minutes), e.g. 90s, 20m.
+    #[arg(long, value_name = "DURATION", default_value = "20m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct NameArg {
+    /// The sandbox's name.
+    #[arg(default_value = claude_sandbox_core::DEFAULT_NAME)]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub sandbox: NameArg,
+    /// Output format [default: a readable summary].
+    #[arg(short, long, value_enum)]
+    pub output: Option<OutputFormat>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Every namespace.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// Output format [default: a table].
+    #[arg(short, long, value_enum)]
+    pub output: Option<OutputFormat>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub sandbox: NameArg,
+    /// Keep printing new lines.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only the last N lines.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    #[command(flatten)]
+    pub sandbox: NameArg,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// The sandbox's name (default claude-code-sandbox).
+    #[arg(conflicts_with = "all")]
+    pub name: Option<String>,
+    /// Every sandbox this tool manages in the namespace.
+    #[arg(long)]
+    pub all: bool,
+    /// Delete the workspace volume too (its data is lost).
+    #[arg(long)]
+    pub delete_volume: bool,
+    /// Then remove agent-sandbox (controller and CRDs), if no Sandbox remains anywhere.
+    #[arg(long)]
+    pub uninstall_controller: bool,
+    /// The manifest agent-sandbox was installed from [default: the pinned upstream release].
+    #[arg(long, value_name = "PATH|URL")]
+    pub controller_manifest: Option<String>,
+    /// How long to wait for everything to be gone.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
 #[derive(Debug, Args)]
 pub struct LintArgs {
     /// A devcontainer.json, or a folder holding one (directly or in .devcontainer/).
@@ -86,10 +245,6 @@ pub struct SandboxArgs {
     /// A YAML file with any of the settings below, as camelCase keys (workspaceSize, vaultCa, …).
     #[arg(short = 'c', long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-
-    /// The namespace [default: the kubeconfig context's; none in rendered YAML].
-    #[arg(short, long)]
-    pub namespace: Option<String>,
 
     /// Container runtime: runc (the cluster default), gvisor or kata (RuntimeClass kata-qemu).
     #[arg(long, value_name = "RUNTIME", help_heading = "Sandbox")]

@@ -5,17 +5,18 @@ use claude_sandbox_core::{ConfigError, Field, ResourceInput, SandboxConfig, Sand
 use crate::cli::SandboxArgs;
 
 impl SandboxArgs {
-    pub fn to_config(&self) -> Result<SandboxConfig, ConfigError> {
+    /// The validated sandbox; `namespace` is the global `-n`.
+    pub fn to_config(&self, namespace: Option<&str>) -> Result<SandboxConfig, ConfigError> {
         let file = match &self.config {
             Some(path) => SandboxInput::from_file(path)?,
             None => SandboxInput::default(),
         };
-        let config = SandboxConfig::from_input(file.overlay(self.to_input()?))?;
+        let config = SandboxConfig::from_input(file.overlay(self.to_input(namespace)?))?;
         tracing::debug!(name = %config.name, runtime = %config.runtime, api = %config.api_version, "validated sandbox config");
         Ok(config)
     }
 
-    fn to_input(&self) -> Result<SandboxInput, ConfigError> {
+    fn to_input(&self, namespace: Option<&str>) -> Result<SandboxInput, ConfigError> {
         let resources = |text: &Option<String>, field| {
             text.as_deref().map_or(Ok(ResourceInput::default()), |t| {
                 ResourceInput::parse_assignments(field, t)
@@ -23,7 +24,7 @@ impl SandboxArgs {
         };
         Ok(SandboxInput {
             name: self.name.clone(),
-            namespace: self.namespace.clone(),
+            namespace: namespace.map(str::to_owned),
             runtime: self.runtime.clone(),
             api_version: self.api_version.clone(),
             workspace_size: self.workspace_size.clone(),

@@ -14,7 +14,7 @@ const RESET: &str = "\x1b[0m";
 /// `-v` shows this tool's debug traces, `-vv` everyone's; `RUST_LOG` overrides both.
 pub fn init_tracing(verbosity: u8) {
     let default = match verbosity {
-        0 => "warn",
+        0 => "claude_sandbox=warn,claude_sandbox_core=warn,claude_sandbox_kube=warn",
         1 => "claude_sandbox=debug,claude_sandbox_core=debug,claude_sandbox_kube=debug",
         _ => "debug",
     };
@@ -43,5 +43,55 @@ pub fn write_stdout(text: &str) -> Result<(), Error> {
     {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => Ok(other?),
+    }
+}
+
+/// A one-line progress display on stderr: a spinner with elapsed time on a terminal, plain
+/// timestamped lines (only when something changes) otherwise.
+pub struct ProgressLine {
+    spinner: Option<indicatif::ProgressBar>,
+    start: std::time::Instant,
+}
+
+impl ProgressLine {
+    pub fn new() -> Self {
+        use std::io::IsTerminal;
+        let spinner = std::io::stderr().is_terminal().then(|| {
+            let spinner = indicatif::ProgressBar::new_spinner();
+            spinner.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+                    .expect("a valid template"),
+            );
+            spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+            spinner
+        });
+        Self {
+            spinner,
+            start: std::time::Instant::now(),
+        }
+    }
+
+    pub fn update(&self, message: &str) {
+        match &self.spinner {
+            Some(spinner) => spinner.set_message(message.to_owned()),
+            None => {
+                let elapsed = self.start.elapsed().as_secs();
+                eprintln!("[{:02}:{:02}] {message}", elapsed / 60, elapsed % 60);
+            }
+        }
+    }
+
+    /// A line that stays above the spinner.
+    pub fn println(&self, message: &str) {
+        match &self.spinner {
+            Some(spinner) => spinner.println(message),
+            None => eprintln!("{message}"),
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(spinner) = &self.spinner {
+            spinner.finish_and_clear();
+        }
     }
 }

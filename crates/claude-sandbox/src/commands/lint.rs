@@ -32,7 +32,7 @@ pub fn run(args: &LintArgs) -> Result<Exit, Error> {
         tracing::debug!(path = %shown, "no findings");
         Ok(Exit::Success)
     } else {
-        Ok(Exit::Findings)
+        Ok(Exit::Failure)
     }
 }
 

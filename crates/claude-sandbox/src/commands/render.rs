@@ -5,8 +5,8 @@ use crate::{
     terminal,
 };
 
-pub fn run(args: &RenderArgs) -> Result<Exit, Error> {
-    let config = args.sandbox.to_config()?;
+pub fn run(args: &RenderArgs, namespace: Option<&str>) -> Result<Exit, Error> {
+    let config = args.sandbox.to_config(namespace)?;
     for warning in config.lint() {
         terminal::print_warning(format_args!("devcontainer.json {warning}"));
     }

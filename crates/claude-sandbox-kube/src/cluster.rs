@@ -1,0 +1,90 @@
+//! Connecting to a cluster the way kubectl does: `--kubeconfig`, `KUBECONFIG`, `--context`,
+//! `-n`, or the in-cluster service account.
+
+use std::{path::PathBuf, time::Duration};
+
+use kube::{
+    Client, Config,
+    config::{KubeConfigOptions, Kubeconfig},
+};
+
+use crate::error::Error;
+
+/// How to reach the cluster, as the user said it.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub namespace: Option<String>,
+}
+
+/// A client and the namespace commands work in.
+#[derive(Clone)]
+pub struct Cluster {
+    pub client: Client,
+    pub namespace: String,
+    /// The API server's URL, for messages.
+    pub server: String,
+}
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Cluster {
+    /// Builds a client and checks that the API server answers.
+    pub async fn connect(options: &ConnectOptions) -> Result<Self, Error> {
+        let config = load_config(options).await?;
+        let server = config.cluster_url.to_string();
+        let namespace = options
+            .namespace
+            .clone()
+            .unwrap_or_else(|| config.default_namespace.clone());
+        let client = Client::try_from(config).map_err(|e| Error::Kubeconfig(e.to_string()))?;
+        let version =
+            client
+                .apiserver_version()
+                .await
+                .map_err(|e| match Error::from_kube(e, &server) {
+                    Error::Api(e) => Error::Unreachable {
+                        server: server.clone(),
+                        cause: e.to_string(),
+                    },
+                    other => other,
+                })?;
+        tracing::debug!(%server, version = %version.git_version, %namespace, "connected");
+        Ok(Self {
+            client,
+            namespace,
+            server,
+        })
+    }
+
+    pub fn error(&self, error: kube::Error) -> Error {
+        Error::from_kube(error, &self.server)
+    }
+}
+
+async fn load_config(options: &ConnectOptions) -> Result<Config, Error> {
+    let kube_options = KubeConfigOptions {
+        context: options.context.clone(),
+        ..KubeConfigOptions::default()
+    };
+    let mut config = match &options.kubeconfig {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path)
+                .map_err(|e| Error::Kubeconfig(format!("{}: {e}", path.display())))?;
+            Config::from_custom_kubeconfig(kubeconfig, &kube_options)
+                .await
+                .map_err(|e| Error::Kubeconfig(format!("{}: {e}", path.display())))?
+        }
+        None if options.context.is_some() => Config::from_kubeconfig(&kube_options)
+            .await
+            .map_err(|e| Error::Kubeconfig(e.to_string()))?,
+        None => Config::infer().await.map_err(|e| {
+            Error::Kubeconfig(format!(
+                "{e}; point --kubeconfig or KUBECONFIG at a kubeconfig file, or run inside a cluster"
+            ))
+        })?,
+    };
+    config.connect_timeout = Some(CONNECT_TIMEOUT);
+    Ok(config)
+}
