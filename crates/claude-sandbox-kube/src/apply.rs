@@ -59,7 +59,20 @@ pub async fn apply_sandbox(
     if apply_if_changed(cluster, &sandbox_api, &desired).await? {
         outcome.changed.push(format!("Sandbox/{}", config.name));
     }
-    let owned = apply_owned(cluster, config, rendered, secret_values, &mut outcome).await;
+    let owned = match sandbox_api.get(config.name.as_str()).await {
+        Ok(sandbox) => {
+            apply_owned(
+                cluster,
+                config,
+                &sandbox,
+                rendered,
+                secret_values,
+                &mut outcome,
+            )
+            .await
+        }
+        Err(e) => Err(cluster.error(e)),
+    };
     if let Err(error) = owned {
         if !outcome.existed {
             tracing::debug!("removing the new Sandbox after a failure");
@@ -75,19 +88,11 @@ pub async fn apply_sandbox(
 async fn apply_owned(
     cluster: &Cluster,
     config: &SandboxConfig,
+    sandbox: &DynamicObject,
     rendered: &RenderedSandbox,
     secret_values: &SecretValues,
     outcome: &mut ApplyOutcome,
 ) -> Result<(), Error> {
-    let sandbox_api: Api<DynamicObject> = Api::namespaced_with(
-        cluster.client.clone(),
-        &cluster.namespace,
-        &sandbox_resource(config.api_version),
-    );
-    let sandbox = sandbox_api
-        .get(config.name.as_str())
-        .await
-        .map_err(|e| cluster.error(e))?;
     let owner = OwnerReference {
         api_version: format!("{}/{}", crate::sandbox::GROUP, config.api_version),
         kind: "Sandbox".to_owned(),

@@ -144,22 +144,36 @@ async fn apply_batch(cluster: &Cluster, objects: &[&DynamicObject]) -> Result<()
     Ok(())
 }
 
-/// Deletes `objects` (those that exist), in reverse order: the rest before the CRDs.
+/// Deletes `objects` (those that exist), in reverse order: the rest before the CRDs, and waits
+/// until each is gone.
 pub async fn delete_all(cluster: &Cluster, objects: &[DynamicObject]) -> Result<(), Error> {
     let discovery = Discovery::new(cluster.client.clone())
         .run()
         .await
         .map_err(|e| cluster.error(e))?;
+    let mut deleted = Vec::new();
     for object in objects.iter().rev() {
         let gvk = gvk_of(object)?;
         let Some(api) = api_for(cluster, &discovery, &gvk, object) else {
             continue;
         };
-        match api.delete(&object.name_any(), &Default::default()).await {
-            Ok(_) => tracing::debug!(kind = %gvk.kind, name = %object.name_any(), "deleted"),
-            Err(kube::Error::Api(status)) if status.code == 404 => {}
+        let name = object.name_any();
+        let Some(live) = api.get_opt(&name).await.map_err(|e| cluster.error(e))? else {
+            continue;
+        };
+        match api.delete(&name, &Default::default()).await {
+            Ok(_) => tracing::debug!(kind = %gvk.kind, %name, "deleting"),
+            Err(kube::Error::Api(status)) if status.code == 404 => continue,
             Err(e) => return Err(cluster.error(e)),
         }
+        deleted.push((api, name, live.uid().unwrap_or_default()));
+    }
+    for (api, name, uid) in deleted {
+        await_condition(api, &name, conditions::is_deleted(&uid))
+            .await
+            .map_err(|e| {
+                Error::Prerequisite(format!("waiting for {name} to be deleted failed: {e}"))
+            })?;
     }
     Ok(())
 }

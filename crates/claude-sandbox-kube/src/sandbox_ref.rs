@@ -14,7 +14,6 @@ use crate::{
     cluster::Cluster,
     error::Error,
     labels,
-    manifest::FIELD_MANAGER,
     sandbox::{GROUP, SandboxStatus},
 };
 
@@ -105,7 +104,8 @@ impl SandboxRef {
         })
     }
 
-    /// Suspends or resumes: `operatingMode` in v1beta1, `replicas` in v1alpha1.
+    /// Suspends or resumes: `operatingMode` in v1beta1, `replicas` in v1alpha1. A merge patch,
+    /// because an apply patch must repeat the required `podTemplate`.
     pub async fn set_suspended(&self, cluster: &Cluster, suspended: bool) -> Result<(), Error> {
         let spec = match self.version {
             SandboxApiVersion::V1beta1 => {
@@ -113,16 +113,11 @@ impl SandboxRef {
             }
             SandboxApiVersion::V1alpha1 => json!({"replicas": if suspended { 0 } else { 1 }}),
         };
-        let patch = json!({
-            "apiVersion": format!("{GROUP}/{}", self.version),
-            "kind": "Sandbox",
-            "spec": spec,
-        });
         self.api
             .patch(
                 &self.name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&patch),
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "spec": spec })),
             )
             .await
             .map_err(|e| cluster.error(e))?;

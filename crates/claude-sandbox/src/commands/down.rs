@@ -72,7 +72,13 @@ pub async fn run(args: &DownArgs, global: &GlobalArgs) -> Result<Exit, Error> {
     }
     if args.uninstall_controller {
         progress.update("checking that no Sandbox remains");
-        uninstall(&cluster, args).await?;
+        tokio::time::timeout(args.timeout, uninstall(&cluster, args))
+            .await
+            .map_err(|_| ClusterError::Timeout {
+                after: args.timeout,
+                what: "agent-sandbox to be removed".to_owned(),
+                details: String::new(),
+            })??;
         summary += "agent-sandbox removed (controller and CRDs).\n";
     }
     progress.finish();

@@ -1,0 +1,126 @@
+//! Running the real `claude-sandbox` binary against a test cluster.
+
+#![allow(dead_code)] // each test binary uses its own part
+
+use std::{
+    path::{Path, PathBuf},
+    process::Output,
+};
+
+use kube::{Api, Client, api::DynamicObject, discovery::ApiResource};
+
+/// The upstream test data beside the repository.
+pub fn shared(path: &str) -> PathBuf {
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/agent-sandbox"
+    ))
+    .join(path)
+}
+
+/// The current release asset, adapted for the 1.20 test API server.
+pub fn current_release() -> PathBuf {
+    shared("release-2026-08-22/for-k8s-1.20/sandbox-with-extensions.yaml")
+}
+
+/// Runs `claude-sandbox ARGS` (as a script would: no terminal) with `kubeconfig` and `env`.
+pub async fn cli(kubeconfig: &Path, args: &[&str], env: &[(&str, &str)]) -> CliOutput {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_claude-sandbox"));
+    command
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .env_remove("KUBECONFIG")
+        .env_remove("RUST_LOG")
+        .kill_on_drop(true);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    CliOutput(command.output().await.expect("the binary runs"))
+}
+
+pub struct CliOutput(pub Output);
+
+impl CliOutput {
+    pub fn code(&self) -> Option<i32> {
+        self.0.status.code()
+    }
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+    pub fn all(&self) -> String {
+        self.stdout() + &self.stderr()
+    }
+    /// Asserts the exit code, showing the output when it differs.
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code(),
+            Some(code),
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout()).unwrap_or_else(|e| panic!("{e}: {}", self.stdout()))
+    }
+}
+
+/// The Sandboxes in `namespace`, in `version`.
+pub async fn sandboxes(client: &Client, namespace: &str, version: &str) -> Vec<DynamicObject> {
+    let resource = ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk("agents.x-k8s.io", version, "Sandbox"),
+        "sandboxes",
+    );
+    Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &resource)
+        .list(&Default::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+}
+
+/// Names of the objects of kind `K` in `namespace`, without the ones every namespace has.
+pub async fn names<K>(client: &Client, namespace: &str) -> Vec<String>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    Api::<K>::namespaced(client.clone(), namespace)
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|o| o.meta().name.clone().unwrap_or_default())
+        .filter(|n| n != "kube-root-ca.crt" && !n.starts_with("default-token-"))
+        .collect()
+}
+
+/// Adds behaviour rules to the testbed's, keeping the other tests' rules (they share a testbed).
+pub async fn add_behaviour_rules(
+    testbed: &kube_testbed::Testbed,
+    rules: Vec<kube_testbed::BehaviourRule>,
+) {
+    static RULES: tokio::sync::Mutex<Vec<kube_testbed::BehaviourRule>> =
+        tokio::sync::Mutex::const_new(Vec::new());
+    let mut all = RULES.lock().await;
+    all.extend(rules);
+    testbed.set_behaviour_rules(&all).await.expect("rules set");
+}
+
+/// Creates namespace `name`.
+pub async fn create_namespace(client: &Client, name: &str) {
+    let namespace: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+        .create(&Default::default(), &namespace)
+        .await
+        .expect("namespace created");
+}

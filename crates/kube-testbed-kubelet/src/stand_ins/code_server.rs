@@ -1,0 +1,41 @@
+//! An HTTP server with code-server's shape: `GET /healthz` → 200 `{"status":"alive"}`, `GET /` → 200 HTML.
+
+use hyper::{Method, Request, Response, StatusCode, body::Incoming};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    error::Error,
+    http_server::{self, Body, respond, text},
+};
+
+const PAGE: &str = "<!doctype html>\n<html><head><title>code-server</title></head>\
+<body><p>kube-testbed stand-in for code-server</p></body></html>\n";
+
+/// Starts the server on a free loopback port until `stop` is cancelled; returns the port.
+pub(super) async fn start(stop: CancellationToken) -> Result<u16, Error> {
+    let listener = TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(|e| Error::io("binding the code-server stand-in", e))?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| Error::io("reading the code-server stand-in's port", e))?
+        .port();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = http_server::serve(listener, None, handle) => {}
+            () = stop.cancelled() => {}
+        }
+    });
+    Ok(port)
+}
+
+async fn handle(request: Request<Incoming>) -> Response<Body> {
+    match (request.method(), request.uri().path()) {
+        (&Method::GET, "/healthz") => {
+            respond(StatusCode::OK, "application/json", r#"{"status":"alive"}"#)
+        }
+        (&Method::GET, "/") => respond(StatusCode::OK, "text/html; charset=utf-8", PAGE),
+        _ => text(StatusCode::NOT_FOUND, "404 page not found\n"),
+    }
+}

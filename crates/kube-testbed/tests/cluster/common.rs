@@ -1,0 +1,147 @@
+//! Helpers of the cluster tests: the shared cluster, kubectl, waiting.
+
+use std::{
+    future::Future,
+    path::Path,
+    process::Output,
+    time::{Duration, Instant},
+};
+
+use kube_testbed::TestCluster;
+
+/// The cluster shared by this binary's tests (each keeps to namespaces of its own).
+pub async fn cluster() -> &'static TestCluster {
+    match TestCluster::shared().await {
+        Ok(cluster) => cluster,
+        Err(error) => panic!("starting the test cluster: {error}"),
+    }
+}
+
+/// Runs the real `kubectl` against `kubeconfig`.
+pub async fn kubectl_as(kubeconfig: &Path, args: &[&str]) -> Output {
+    tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("kubectl runs")
+}
+
+/// `kubectl` as the cluster's admin.
+pub async fn kubectl(cluster: &TestCluster, args: &[&str]) -> Output {
+    kubectl_as(cluster.kubeconfig(), args).await
+}
+
+/// `kubectl` as the admin, which must succeed; returns its stdout.
+pub async fn kubectl_ok(cluster: &TestCluster, args: &[&str]) -> String {
+    let output = kubectl(cluster, args).await;
+    assert!(
+        output.status.success(),
+        "kubectl {} failed: {}",
+        args.join(" "),
+        describe(&output)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn describe(output: &Output) -> String {
+    format!(
+        "{}\nstdout: {}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Polls `check` every 200 ms until it returns `Some`, for at most `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A `kubectl get -o jsonpath` value ("" when the object or field is missing).
+pub async fn jsonpath(cluster: &TestCluster, namespace: &str, object: &str, path: &str) -> String {
+    let output = kubectl(
+        cluster,
+        &[
+            "get",
+            "-n",
+            namespace,
+            object,
+            "-o",
+            &format!("jsonpath={path}"),
+            "--ignore-not-found",
+        ],
+    )
+    .await;
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// Skips the rest of a test on a real cluster (for cases that need the testbed's simulation).
+#[macro_export]
+macro_rules! simulated_only {
+    ($cluster:expr) => {
+        if !$cluster.is_simulated() {
+            eprintln!("skipped: needs the testbed's simulation (not a real cluster)");
+            return;
+        }
+    };
+}
+
+/// `kubectl apply -f -` of `yaml` in `namespace`.
+pub async fn apply(cluster: &TestCluster, namespace: &str, yaml: &str) {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(cluster.kubeconfig())
+        .args(["apply", "-n", namespace, "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kubectl runs");
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    stdin
+        .write_all(yaml.as_bytes())
+        .await
+        .expect("kubectl reads the manifest");
+    drop(stdin);
+    let output = child.wait_with_output().await.expect("kubectl runs");
+    assert!(
+        output.status.success(),
+        "kubectl apply failed: {}\n{yaml}",
+        describe(&output)
+    );
+}
+
+/// Waits (with `kubectl wait`) until `object` in `namespace` has `condition`.
+pub async fn wait_condition(cluster: &TestCluster, namespace: &str, object: &str, condition: &str) {
+    kubectl_ok(
+        cluster,
+        &[
+            "wait",
+            "-n",
+            namespace,
+            object,
+            &format!("--for=condition={condition}"),
+            "--timeout=60s",
+        ],
+    )
+    .await;
+}
