@@ -1,11 +1,7 @@
 //! A real OpenSSH sshd (Debian's `openssh-server`) for the pod, as the current user, configured by
 //! a file in the pod directory: per-pod host key, `<pod dir>/authorized_keys`, pid file and log.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Stdio,
-    time::Duration,
-};
+use std::{path::Path, process::Stdio, time::Duration};
 
 use tokio::{net::TcpStream, process::Child};
 use tokio_util::sync::CancellationToken;
@@ -144,7 +140,7 @@ async fn stop_stale(dir: &Path, config: &Path) {
     }
 }
 
-fn spawn(config: &PathBuf, log: &Path) -> Result<Child, Error> {
+fn spawn(config: &Path, log: &Path) -> Result<Child, Error> {
     let open_log = || {
         std::fs::OpenOptions::new()
             .create(true)
