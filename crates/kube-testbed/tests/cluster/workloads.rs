@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use kube_testbed::TestCluster;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use crate::common::{
@@ -24,10 +25,8 @@ spec:
     command: [sh, -c, "echo first line; echo second line; sleep 3600"]
 "#;
 
-#[tokio::test]
-async fn a_deployment_from_kubectl_create_becomes_available() {
-    let cluster = cluster().await;
-    let ns = cluster.create_namespace("deploy").await.unwrap();
+/// `kubectl create deployment web` with two replicas, waited on until Available.
+async fn create_available_deployment(cluster: &TestCluster, ns: &str) {
     kubectl_ok(
         cluster,
         &[
@@ -35,13 +34,20 @@ async fn a_deployment_from_kubectl_create_becomes_available() {
             "deployment",
             "web",
             "-n",
-            &ns,
+            ns,
             "--image=nginx:1.27",
             "--replicas=2",
         ],
     )
     .await;
-    wait_condition(cluster, &ns, "deployment/web", "Available").await;
+    wait_condition(cluster, ns, "deployment/web", "Available").await;
+}
+
+#[tokio::test]
+async fn a_deployment_from_kubectl_create_becomes_available() {
+    let cluster = cluster().await;
+    let ns = cluster.create_namespace("deploy").await.unwrap();
+    create_available_deployment(cluster, &ns).await;
     assert_eq!(
         jsonpath(
             cluster,
@@ -58,20 +64,7 @@ async fn a_deployment_from_kubectl_create_becomes_available() {
 async fn deleting_a_namespace_removes_its_pods() {
     let cluster = cluster().await;
     let ns = cluster.create_namespace("gc").await.unwrap();
-    kubectl_ok(
-        cluster,
-        &[
-            "create",
-            "deployment",
-            "web",
-            "-n",
-            &ns,
-            "--image=nginx:1.27",
-            "--replicas=2",
-        ],
-    )
-    .await;
-    wait_condition(cluster, &ns, "deployment/web", "Available").await;
+    create_available_deployment(cluster, &ns).await;
     let pods = kubectl_ok(cluster, &["get", "pods", "-n", &ns, "-o", "name"]).await;
     assert_eq!(pods.lines().count(), 2, "{pods}");
 
