@@ -385,6 +385,17 @@ mod tests {
 
     use super::*;
 
+    /// Why `container` waits, as its status says.
+    fn waiting_reason(container: &ContainerStatus) -> Option<&str> {
+        container
+            .state
+            .as_ref()?
+            .waiting
+            .as_ref()?
+            .reason
+            .as_deref()
+    }
+
     fn pod() -> Pod {
         let container = |name: &str| Container {
             name: name.to_owned(),
@@ -419,17 +430,7 @@ mod tests {
         let pending = model.render();
         assert_eq!(pending.phase.as_deref(), Some("Pending"));
         let main = &pending.container_statuses.as_ref().unwrap()[0];
-        assert_eq!(
-            main.state
-                .as_ref()
-                .unwrap()
-                .waiting
-                .as_ref()
-                .unwrap()
-                .reason
-                .as_deref(),
-            Some("ContainerCreating")
-        );
+        assert_eq!(waiting_reason(main), Some("ContainerCreating"));
         assert!(
             main.image_id.starts_with("registry.example/app@sha256:")
                 && main.image_id.len() == 28 + 64
@@ -488,17 +489,7 @@ mod tests {
         assert_eq!(model.resume_point(), ResumePoint::Restarting);
         let crashed = model.render();
         let main = &crashed.container_statuses.as_ref().unwrap()[0];
-        assert_eq!(
-            main.state
-                .as_ref()
-                .unwrap()
-                .waiting
-                .as_ref()
-                .unwrap()
-                .reason
-                .as_deref(),
-            Some("CrashLoopBackOff")
-        );
+        assert_eq!(waiting_reason(main), Some("CrashLoopBackOff"));
         let last = main
             .last_state
             .as_ref()

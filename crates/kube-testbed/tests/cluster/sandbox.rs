@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use kube_testbed::TestCluster;
+
 use crate::common::{apply, cluster, jsonpath, kubectl, kubectl_ok, wait_condition, wait_for};
 use std::time::Duration;
 
@@ -68,19 +70,7 @@ async fn the_upstream_example_sandbox_becomes_ready_suspends_and_resumes() {
     );
     let first_pod = jsonpath(cluster, &ns, "pod/sandbox-example", "{.metadata.uid}").await;
 
-    kubectl_ok(
-        cluster,
-        &[
-            "patch",
-            "-n",
-            &ns,
-            &sandbox,
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"operatingMode":"Suspended"}}"#,
-        ],
-    )
-    .await;
+    set_operating_mode(cluster, &ns, &sandbox, "Suspended").await;
     wait_condition(cluster, &ns, &sandbox, "Suspended").await;
     wait_for(
         "the suspended Sandbox's pod to go",
@@ -114,19 +104,7 @@ async fn the_upstream_example_sandbox_becomes_ready_suspends_and_resumes() {
         "Bound"
     );
 
-    kubectl_ok(
-        cluster,
-        &[
-            "patch",
-            "-n",
-            &ns,
-            &sandbox,
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"operatingMode":"Running"}}"#,
-        ],
-    )
-    .await;
+    set_operating_mode(cluster, &ns, &sandbox, "Running").await;
     wait_condition(cluster, &ns, &sandbox, "Ready").await;
     let second_pod = jsonpath(cluster, &ns, "pod/sandbox-example", "{.metadata.uid}").await;
     assert!(
@@ -212,4 +190,14 @@ async fn a_sandbox_past_its_shutdown_time_expires_with_either_policy() {
         jsonpath(cluster, &ns, &format!("{SANDBOX}/kept"), "{.metadata.name}").await,
         "kept"
     );
+}
+
+/// Suspends or resumes `sandbox` the way a user would, with `kubectl patch`.
+async fn set_operating_mode(cluster: &TestCluster, ns: &str, sandbox: &str, mode: &str) {
+    let patch = format!(r#"{{"spec":{{"operatingMode":"{mode}"}}}}"#);
+    kubectl_ok(
+        cluster,
+        &["patch", "-n", ns, sandbox, "--type=merge", "-p", &patch],
+    )
+    .await;
 }
