@@ -32,6 +32,14 @@ impl fmt::Display for EnvbuilderPhase {
     }
 }
 
+/// envbuilder's last word: the devcontainer is built and its init script starts.
+pub const READY_MARKER: &str = "=== Running init command";
+
+/// Whether `line` is envbuilder's [`READY_MARKER`].
+pub fn is_ready_marker(line: &str) -> bool {
+    strip_ansi(line).contains(READY_MARKER)
+}
+
 /// What one log line says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogEvent {
@@ -62,7 +70,7 @@ pub fn classify_line(line: &str) -> Option<LogEvent> {
             || text.contains("=== Running onCreateCommand")
         {
             EnvbuilderPhase::RunningHooks
-        } else if text.contains("=== Running init command") || text.starts_with("claude-sandbox:") {
+        } else if text.contains(READY_MARKER) || text.starts_with("claude-sandbox:") {
             EnvbuilderPhase::StartingServices
         } else if let Some(message) = text.strip_prefix("error:") {
             return Some(LogEvent::Fatal(format!("error:{message}")));

@@ -48,6 +48,9 @@ pub enum ConfigError {
     ParseFile { path: String, message: String },
     #[error("invalid devcontainer.json {path}: {message}")]
     Devcontainer { path: String, message: String },
+    /// Arguments that do not fit together; the message says how to write them.
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl ConfigError {

@@ -43,6 +43,12 @@ pub enum Error {
         "sandbox {name} not found in namespace {namespace}; `claude-sandbox list -A` shows every sandbox"
     )]
     NotFound { name: String, namespace: String },
+    /// The sandbox exists but cannot be reached now (suspended, starting, failed).
+    #[error("sandbox {name} is not running: {reason}")]
+    NotRunning { name: String, reason: String },
+    /// Exec, a tunnel or a copy failed inside the sandbox, or its stream broke.
+    #[error("{0}")]
+    Access(String),
     #[error("Kubernetes API error: {0}")]
     Api(kube::Error),
 }

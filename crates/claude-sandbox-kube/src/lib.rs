@@ -7,13 +7,16 @@ pub mod apply;
 pub mod cluster;
 pub mod diagnosis;
 mod error;
+pub mod exec;
 pub mod labels;
 pub mod manifest;
 mod render;
 mod rendered;
 pub mod sandbox;
+pub mod sandbox_pod;
 pub mod sandbox_ref;
 pub mod status;
+pub mod tunnel;
 pub mod wait;
 
 pub use error::Error;

@@ -68,6 +68,9 @@ pub async fn wait_ready(
     let mut last = Progress::Status("waiting for the agent-sandbox controller".to_owned());
     report(&last);
     let mut phase: Option<EnvbuilderPhase> = None;
+    // Both must hold: a v0.1.0 controller keeps Ready=True across suspend, before the pod is back.
+    let mut ready_sandbox: Option<SandboxState> = None;
+    let mut pod_ready = false;
     let deadline = tokio::time::sleep(timeout);
     let mut deadline = pin!(deadline);
     let result = loop {
@@ -75,12 +78,14 @@ pub async fn wait_ready(
             Some(item) = sandboxes.next() => {
                 let Ok(object) = item else { continue };
                 let state = SandboxState::from_object(sandbox.version, object);
-                if state.is_ready() {
-                    break Ok(state);
-                }
                 if state.pod_name() != pod_name {
                     pod_name = state.pod_name();
+                    pod_ready = false;
                     pod_events.set(pod_watch(&pods, &pod_name));
+                }
+                ready_sandbox = state.is_ready().then(|| state.clone());
+                if let (Some(state), true) = (&ready_sandbox, pod_ready) {
+                    break Ok(state.clone());
                 }
                 match state.condition("Ready") {
                     Some(c) if c.reason == "PodFailed" => {
@@ -94,6 +99,10 @@ pub async fn wait_ready(
                 let Ok(pod) = item else { continue };
                 if let Some(problem) = diagnosis::fatal_problem(&pod) {
                     break Err(failure(cluster, &sandbox.name, &pod_name, problem).await);
+                }
+                pod_ready = is_ready(&pod);
+                if let (Some(state), true) = (&ready_sandbox, pod_ready) {
+                    break Ok(state.clone());
                 }
                 if log_follower.is_none() && container_started(&pod) {
                     log_follower = Some(tokio::spawn(follow_log(pods.clone(), pod_name.clone(), log_tx.clone())));
@@ -147,6 +156,20 @@ async fn failure(cluster: &Cluster, sandbox: &str, pod: &str, reason: String) ->
         reason,
         details: diagnosis::details(cluster, pod).await,
     }
+}
+
+/// Ready and not on its way out.
+fn is_ready(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|conditions| {
+                conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+            })
 }
 
 fn container_started(pod: &Pod) -> bool {

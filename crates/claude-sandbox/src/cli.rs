@@ -81,6 +81,41 @@ pub enum Command {
     /// Delete a sandbox and what it owns, and wait until it is gone. The workspace volume stays
     /// unless --delete-volume.
     Down(DownArgs),
+    /// Open the browser IDE: a local port tunnelled to code-server, until Ctrl-C.
+    #[command(after_help = CONNECT_EXAMPLES)]
+    Connect(ConnectArgs),
+    /// An interactive login shell in the sandbox, as the devcontainer's user, in the workspace.
+    Shell(ShellArgs),
+    /// Run Claude Code in the sandbox, as the devcontainer's user, in the workspace.
+    ///
+    /// With a terminal it is interactive; without one (a pipe, CI) use `-- -p "…"` and stdin and
+    /// stdout are passed through.
+    #[command(after_help = CLAUDE_EXAMPLES)]
+    Claude(ClaudeArgs),
+    /// Run a command in the sandbox; its exit code becomes this one's.
+    ///
+    /// Runs as the devcontainer's user in the workspace, with the image's environment (what
+    /// `shell` gets); stdin, stdout and stderr are streamed.
+    #[command(after_help = EXEC_EXAMPLES)]
+    Exec(ExecArgs),
+    /// Copy files or folders to or from a sandbox (NAME:PATH on one side), keeping modes.
+    ///
+    /// A relative sandbox path is relative to the workspace folder. The sandbox image needs tar.
+    #[command(after_help = CP_EXAMPLES)]
+    Cp(CpArgs),
+    /// SSH into the sandbox with the system ssh, tunnelled (no Service or LoadBalancer needed).
+    ///
+    /// The host key is pinned per sandbox on first use (~/.config/claude-sandbox/known_hosts).
+    /// Without a Vault SSH CA, --install-key puts your public key in the sandbox first.
+    #[command(after_help = SSH_EXAMPLES)]
+    Ssh(SshArgs),
+    /// Print a Host block for ~/.ssh/config (VS Code Remote-SSH, JetBrains Gateway, scp, rsync).
+    SshConfig(SshConfigArgs),
+    /// Carry stdin/stdout to a port in the sandbox: ssh's ProxyCommand.
+    Proxy(ProxyArgs),
+    /// Check that a sandbox works end to end: Ready, pod, build, code-server, Claude Code, SSH,
+    /// secrets; exit code 1 naming the checks that fail.
+    Verify(VerifyArgs),
     /// Check a devcontainer.json for fields envbuilder ignores.
     ///
     /// envbuilder builds the devcontainer inside the pod and silently skips what only Docker or
@@ -227,6 +262,162 @@ pub struct DownArgs {
     /// How long to wait for everything to be gone.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
     pub timeout: std::time::Duration,
+}
+
+const CONNECT_EXAMPLES: &str = "\
+Examples:
+  claude-sandbox connect --open                  # http://localhost:13337 in your browser
+  claude-sandbox connect dev -n team-a --port 8080
+  claude-sandbox connect --via exec              # gVisor, or wherever port-forward fails";
+
+/// How tunnels reach the sandbox.
+#[derive(Debug, Args)]
+pub struct TunnelArgs {
+    /// auto (exec under gVisor, else port-forward with a switch to exec if it fails),
+    /// port-forward, or exec (a relay in the container: bash, socat or nc).
+    #[arg(long, value_name = "VIA", default_value = "auto")]
+    pub via: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    #[command(flatten)]
+    pub sandbox: NameArg,
+    /// The local port; the next free one when it is taken (0: any free port).
+    #[arg(long, value_name = "N", default_value_t = claude_sandbox_core::layout::CODE_SERVER_PORT)]
+    pub port: u16,
+    /// Open the browser too.
+    #[arg(long)]
+    pub open: bool,
+    #[command(flatten)]
+    pub tunnel: TunnelArgs,
+}
+
+/// Who and where a command runs as in the sandbox.
+#[derive(Debug, Args)]
+pub struct SessionArgs {
+    /// The user to run as [default: the devcontainer's, e.g. vscode].
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// The working folder [default: the workspace folder].
+    #[arg(long, value_name = "PATH")]
+    pub workdir: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    #[command(flatten)]
+    pub sandbox: NameArg,
+    #[command(flatten)]
+    pub session: SessionArgs,
+}
+
+const CLAUDE_EXAMPLES: &str = "\
+Examples:
+  claude-sandbox claude                                   # interactive
+  claude-sandbox claude dev -- -p \"summarise the README\"  # one prompt, output on stdout
+  git diff | claude-sandbox claude -- -p \"review this\"";
+
+#[derive(Debug, Args)]
+pub struct ClaudeArgs {
+    #[command(flatten)]
+    pub sandbox: NameArg,
+    /// Arguments for claude.
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
+}
+
+const EXEC_EXAMPLES: &str = "\
+Examples:
+  claude-sandbox exec -- git status
+  claude-sandbox exec dev --workdir /tmp -- sh -c 'df -h .'
+  claude-sandbox exec --user root -- apt-get install -y jq
+  tar -c src | claude-sandbox exec -- tar -x -C /tmp";
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub sandbox: NameArg,
+    #[command(flatten)]
+    pub session: SessionArgs,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+const CP_EXAMPLES: &str = "\
+Examples:
+  claude-sandbox cp ./src claude-code-sandbox:src        # into the workspace folder
+  claude-sandbox cp dev:/tmp/report.html .               # from the sandbox
+  claude-sandbox cp -n team-a notes.md dev:/workspaces/notes.md";
+
+#[derive(Debug, Args)]
+pub struct CpArgs {
+    /// A local path, or NAME:PATH in the sandbox.
+    pub source: String,
+    /// A local path, or NAME:PATH in the sandbox.
+    pub destination: String,
+}
+
+const SSH_EXAMPLES: &str = "\
+Examples:
+  claude-sandbox ssh --install-key                # put ~/.ssh/id_ed25519.pub in, then log in
+  claude-sandbox ssh dev -- -L 3000:localhost:3000
+  claude-sandbox ssh -- git -C /workspaces/app log -1
+  claude-sandbox ssh-config dev >> ~/.ssh/config  # then: ssh dev.default.claude-sandbox";
+
+#[derive(Debug, Args)]
+pub struct SshArgs {
+    #[command(flatten)]
+    pub sandbox: NameArg,
+    /// The user to log in as [default: the devcontainer's].
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// First add this public key to the user's ~/.ssh/authorized_keys in the sandbox
+    /// [default: ~/.ssh/id_ed25519.pub, id_ecdsa.pub or id_rsa.pub].
+    #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = "")]
+    pub install_key: Option<String>,
+    #[command(flatten)]
+    pub tunnel: TunnelArgs,
+    /// Options and a command for ssh, e.g. `-- -i KEY -L 3000:localhost:3000 uptime`.
+    #[arg(last = true, value_name = "SSH ARGS")]
+    pub ssh_args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SshConfigArgs {
+    #[command(flatten)]
+    pub sandbox: NameArg,
+    /// The user to log in as [default: the devcontainer's].
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    #[command(flatten)]
+    pub tunnel: TunnelArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// The sandbox's name.
+    pub name: String,
+    /// The port in the sandbox.
+    #[arg(default_value_t = claude_sandbox_core::layout::SSH_PORT)]
+    pub port: u16,
+    #[command(flatten)]
+    pub tunnel: TunnelArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub sandbox: NameArg,
+    /// Also log in over SSH with this private key and run `true`.
+    #[arg(long, short = 'i', value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+    #[command(flatten)]
+    pub tunnel: TunnelArgs,
+    /// Output format [default: a checklist].
+    #[arg(short, long, value_enum)]
+    pub output: Option<OutputFormat>,
 }
 
 #[derive(Debug, Args)]

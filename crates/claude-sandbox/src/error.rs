@@ -4,28 +4,55 @@ use claude_sandbox_kube::Error as ClusterError;
 /// How the process ends. Scripts can tell these apart; each is documented in the README.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
-    Success = 0,
-    /// The command failed for another reason, or found problems (`lint`).
-    Failure = 1,
+    Success,
+    /// The command failed for another reason, or found problems (`lint`, `verify`).
+    Failure,
     /// The input was invalid: flags, config file, kubeconfig, devcontainer.json. Nothing changed.
-    BadInput = 2,
+    BadInput,
     /// The API server could not be reached.
-    Unreachable = 3,
+    Unreachable,
     /// The user lacks a permission.
-    Forbidden = 4,
+    Forbidden,
     /// The sandbox did not become ready in time.
-    Timeout = 5,
+    Timeout,
     /// The sandbox failed: image pull, crash loop, build error.
-    SandboxFailed = 6,
+    SandboxFailed,
     /// The cluster lacks something: agent-sandbox, its controller, a RuntimeClass, a StorageClass.
-    Prerequisite = 7,
+    Prerequisite,
     /// No such sandbox.
-    NotFound = 8,
+    NotFound,
+    /// The sandbox exists but is not running (suspended, starting).
+    NotRunning,
+    /// The exit code of a command run in the sandbox (`exec`, `shell`, `claude`, `ssh`).
+    Remote(u8),
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Success => 0,
+            Self::Failure => 1,
+            Self::BadInput => 2,
+            Self::Unreachable => 3,
+            Self::Forbidden => 4,
+            Self::Timeout => 5,
+            Self::SandboxFailed => 6,
+            Self::Prerequisite => 7,
+            Self::NotFound => 8,
+            Self::NotRunning => 9,
+            Self::Remote(code) => code,
+        }
+    }
+
+    /// A remote exit status as ours; codes outside 0-255 (never seen from Linux) become 255.
+    pub fn remote(code: i32) -> Self {
+        Self::Remote(u8::try_from(code).unwrap_or(u8::MAX))
+    }
 }
 
 impl From<Exit> for std::process::ExitCode {
     fn from(exit: Exit) -> Self {
-        Self::from(exit as u8)
+        Self::from(exit.code())
     }
 }
 
@@ -52,7 +79,8 @@ impl Error {
                 ClusterError::SandboxFailed { .. } => Exit::SandboxFailed,
                 ClusterError::Prerequisite(_) => Exit::Prerequisite,
                 ClusterError::NotFound { .. } => Exit::NotFound,
-                ClusterError::Api(_) => Exit::Failure,
+                ClusterError::NotRunning { .. } => Exit::NotRunning,
+                ClusterError::Api(_) | ClusterError::Access(_) => Exit::Failure,
             },
             // A full disk or a closed terminal: the input was fine, the command did not finish.
             Self::Output(_) => Exit::Failure,

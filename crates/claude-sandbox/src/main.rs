@@ -6,9 +6,11 @@
 mod cli;
 mod commands;
 mod error;
+mod known_hosts;
 mod output;
 mod sandbox_args;
 mod terminal;
+mod tty;
 
 use std::process::ExitCode;
 

@@ -27,7 +27,11 @@ pub fn init_tracing(verbosity: u8) {
 }
 
 pub fn print_error(error: &Error) {
-    eprintln!("{RED_BOLD}error:{RESET} {error}");
+    print_error_message(error);
+}
+
+pub fn print_error_message(message: impl std::fmt::Display) {
+    eprintln!("{RED_BOLD}error:{RESET} {message}");
 }
 
 pub fn print_warning(message: impl std::fmt::Display) {

@@ -25,8 +25,20 @@ pub enum Error {
         program: PathBuf,
         package: &'static str,
     },
+    /// A process the kubelet runs (a pod's init process, sshd) did not start.
     #[error("{0}")]
-    StandIn(String),
+    Process(String),
+    #[error(
+        "user {0} does not exist: run `kube-testbed build` (as root), which creates the user pods' \
+         init processes run as"
+    )]
+    PodUserMissing(String),
+    /// A container that cannot start, with the waiting reason and message its status shows.
+    #[error("{reason}: {message}")]
+    ContainerStart {
+        reason: &'static str,
+        message: String,
+    },
 }
 
 impl Error {

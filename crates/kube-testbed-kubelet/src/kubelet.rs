@@ -59,7 +59,19 @@ impl Kubelet {
     /// pods' processes and stand-ins) or the pod watch fails for good.
     pub async fn run(self) -> Result<(), Error> {
         let registry = Arc::new(PodRegistry::default());
-        let lifecycle = Lifecycle::new(self.client, Arc::new(self.config), registry.clone());
+        let namespaces = nix::unistd::geteuid().is_root();
+        if !namespaces {
+            tracing::info!(
+                "not running as root: pods get no namespaces of their own (no init process; exec \
+                 runs host processes, stand-ins listen on free host ports)"
+            );
+        }
+        let lifecycle = Lifecycle::new(
+            self.client,
+            Arc::new(self.config),
+            registry.clone(),
+            namespaces,
+        );
         tokio::select! {
             () = api::serve(self.listener, self.tls, registry) => Ok(()),
             result = lifecycle.run() => result,

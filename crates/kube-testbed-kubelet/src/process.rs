@@ -1,5 +1,5 @@
-//! Local processes for exec and the sshd stand-in: spawned in their own process group (or session,
-//! under a pseudo-terminal) so that everything they start is killed with them.
+//! Local processes for exec, the init process and the sshd stand-in: spawned in their own process
+//! group (or session, under a pseudo-terminal) so that everything they start is killed with them.
 
 use std::{
     ffi::OsString,
@@ -14,6 +14,12 @@ use nix::{
 };
 use pty_process::{OwnedReadPty, OwnedWritePty};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    network::{Enter, PodNamespaces},
+    programs,
+};
 
 /// Kills a process group when dropped.
 #[derive(Debug)]
@@ -38,6 +44,19 @@ impl Drop for ProcessGroup {
             let _ = killpg(group, Signal::SIGKILL);
         }
     }
+}
+
+/// Keeps `child` running until `stop` is cancelled, then kills its process group; an exit before
+/// that is logged as `what`'s.
+pub(crate) fn kill_on_stop(mut child: Child, stop: CancellationToken, what: String) {
+    let group = ProcessGroup::of(&child);
+    tokio::spawn(async move {
+        tokio::select! {
+            () = stop.cancelled() => {}
+            status = child.wait() => tracing::warn!(?status, "{what} exited"),
+        }
+        drop(group);
+    });
 }
 
 /// The exit code a shell would report: the code, or 128 + the signal that killed the process.
@@ -72,6 +91,8 @@ pub(crate) struct ExecCommand<'a> {
     pub cwd: &'a Path,
     /// The complete environment (nothing is inherited from the kubelet).
     pub env: &'a [(String, String)],
+    /// The pod's namespaces, entered through `nsenter`, if it has them.
+    pub namespaces: Option<&'a PodNamespaces>,
     pub stdin: bool,
     pub stdout: bool,
     pub stderr: bool,
@@ -98,6 +119,13 @@ pub(crate) struct ExecProcess {
     pub group: ProcessGroup,
 }
 
+/// What is started for an exec: the program itself, or `nsenter` running it in the pod's namespaces.
+struct Launch {
+    program: OsString,
+    arg0: OsString,
+    args: Vec<OsString>,
+}
+
 impl ExecCommand<'_> {
     pub fn spawn(&self) -> Result<ExecProcess, SpawnError> {
         let program = self.command.first().map(String::as_str).unwrap_or_default();
@@ -108,15 +136,17 @@ impl ExecCommand<'_> {
             .map(|(_, value)| value.as_str());
         let executable = resolve(program, path.unwrap_or_default(), self.cwd)?;
         let spawn_failed = |error: &dyn std::fmt::Display| SpawnError::new(126, program, error);
-        let args = &self.command[1..];
+        let launch = self
+            .launch(program, executable)
+            .map_err(|e| spawn_failed(&e))?;
         if self.tty {
             let (pty, pts) = pty_process::open().map_err(|e| spawn_failed(&e))?;
             // A usable size until the client sends its own.
             pty.resize(pty_process::Size::new(24, 80))
                 .map_err(|e| spawn_failed(&e))?;
-            let child = pty_process::Command::new(&executable)
-                .arg0(program)
-                .args(args)
+            let child = pty_process::Command::new(&launch.program)
+                .arg0(&launch.arg0)
+                .args(&launch.args)
                 .env_clear()
                 .envs(self.env.iter().cloned())
                 .current_dir(self.cwd)
@@ -138,9 +168,9 @@ impl ExecCommand<'_> {
                 Stdio::null()
             }
         };
-        let mut child = tokio::process::Command::new(&executable)
-            .arg0(program)
-            .args(args)
+        let mut child = tokio::process::Command::new(&launch.program)
+            .arg0(&launch.arg0)
+            .args(&launch.args)
             .env_clear()
             .envs(self.env.iter().cloned())
             .current_dir(self.cwd)
@@ -158,6 +188,29 @@ impl ExecCommand<'_> {
         };
         let group = ProcessGroup::of(&child);
         Ok(ExecProcess { child, io, group })
+    }
+
+    /// The resolved `executable` with the command's arguments, through `nsenter` when the pod has
+    /// namespaces (which forks it into the PID namespace: PID 1 there is the pod's init).
+    fn launch(&self, program: &str, executable: PathBuf) -> Result<Launch, crate::error::Error> {
+        let args = self.command[1..].iter().map(OsString::from);
+        let Some(namespaces) = self.namespaces else {
+            return Ok(Launch {
+                program: executable.into_os_string(),
+                arg0: program.into(),
+                args: args.collect(),
+            });
+        };
+        let mut wd = OsString::from("--wd=");
+        wd.push(self.cwd);
+        let mut nsenter_args = namespaces.nsenter_args(Enter::All);
+        nsenter_args.extend([wd, "--".into(), executable.into_os_string()]);
+        nsenter_args.extend(args);
+        Ok(Launch {
+            program: programs::NSENTER.find()?.into_os_string(),
+            arg0: "nsenter".into(),
+            args: nsenter_args,
+        })
     }
 }
 
@@ -189,10 +242,30 @@ fn resolve(program: &str, path: &str, cwd: &Path) -> Result<PathBuf, SpawnError>
 }
 
 /// `no such file or directory`, as Go prints errno texts (without Rust's " (os error 2)").
-fn os_error_text(error: &std::io::Error) -> String {
+pub(crate) fn os_error_text(error: &std::io::Error) -> String {
     let text = error.to_string();
     let text = text.split(" (os error").next().unwrap_or(&text);
     text.to_ascii_lowercase()
+}
+
+/// Runs `command` to its end without input; a failure is an error naming `what` with its stderr.
+pub(crate) async fn run_checked(
+    mut command: tokio::process::Command,
+    what: &str,
+) -> Result<(), crate::error::Error> {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| crate::error::Error::io(format!("running {what}"), e))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(crate::error::Error::Process(format!(
+        "{what} failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr).trim()
+    )))
 }
 
 #[cfg(test)]

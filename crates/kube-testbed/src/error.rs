@@ -59,6 +59,10 @@ pub enum Error {
     #[error("the fake kubelet: {0}")]
     Kubelet(#[from] kube_testbed_kubelet::Error),
 
+    /// The fake kubelet's API could not be found or used.
+    #[error("the fake kubelet's API: {0}")]
+    KubeletApi(String),
+
     #[error("the simulated agent-sandbox controller: {0}")]
     Controller(#[from] kube_testbed_controller::Error),
 

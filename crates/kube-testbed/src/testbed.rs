@@ -3,6 +3,7 @@
 
 use std::{
     io::Write,
+    os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
 };
 
@@ -20,6 +21,7 @@ use crate::{
     error::Error,
     guard::Guard,
     kubeconfig::{self, ClusterAccess},
+    kubelet_api,
     layout::Layout,
     options::TestbedOptions,
     paths::{self, Binaries},
@@ -71,6 +73,10 @@ impl Testbed {
             None => {
                 let temp = TempDir::with_prefix("kube-testbed-")
                     .map_err(Error::io("creating", std::env::temp_dir()))?;
+                // Passable (not readable) by others: the pod user's processes reach their pod's
+                // files inside.
+                std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o711))
+                    .map_err(Error::io("changing the permissions of", temp.path()))?;
                 (Layout::new(temp.path()), Some(temp))
             }
         };
@@ -184,6 +190,12 @@ impl Testbed {
             rules,
         )
         .await
+    }
+
+    /// Cuts every live exec and port-forward session of pod `namespace/pod` abruptly, as a kubelet
+    /// restart would (new sessions work); returns how many there were.
+    pub async fn drop_streams(&self, namespace: &str, pod: &str) -> Result<usize, Error> {
+        kubelet_api::drop_streams(&self.client()?, namespace, pod).await
     }
 
     /// Replaces the testbed-wide behaviour rules of the fake kubelet.

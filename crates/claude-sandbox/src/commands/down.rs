@@ -20,6 +20,7 @@ use super::{connect, served_version};
 use crate::{
     cli::{DownArgs, GlobalArgs},
     error::{Error, Exit},
+    known_hosts,
     terminal::{self, ProgressLine},
 };
 
@@ -119,6 +120,12 @@ async fn remove(
         }
     }
     if delete_volume {
+        // A new volume means a new host key: a pinned old one would make ssh refuse it.
+        if let Err(error) =
+            known_hosts::forget(&known_hosts::alias(&sandbox.name, &cluster.namespace))
+        {
+            tracing::warn!(%error, "cannot prune the pinned SSH host key");
+        }
         let claims =
             Api::<PersistentVolumeClaim>::namespaced(cluster.client.clone(), &cluster.namespace);
         match claims.delete(&claim, &DeleteParams::background()).await {

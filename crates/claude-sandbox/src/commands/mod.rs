@@ -1,14 +1,24 @@
 //! Stage three: executing a parsed, validated command.
 
+mod claude;
 mod completions;
+mod connect;
+mod cp;
 mod down;
+mod exec;
 mod lint;
 mod list;
 mod logs;
+mod proxy;
 mod render;
+mod session;
+mod shell;
+mod ssh;
 mod status;
 mod suspend;
+mod tunnel_args;
 mod up;
+mod verify;
 
 use claude_sandbox_core::{Field, SandboxApiVersion, SandboxName};
 use claude_sandbox_kube::{
@@ -30,7 +40,10 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Completions { shell } => completions::run(shell),
         command => {
             let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(run_on_cluster(command, &global))
+            let result = runtime.block_on(run_on_cluster(command, &global));
+            // A read of our stdin may still block a thread (`exec`, `proxy`): do not wait for it.
+            runtime.shutdown_background();
+            result
         }
     }
 }
@@ -44,6 +57,15 @@ async fn run_on_cluster(command: Command, global: &GlobalArgs) -> Result<Exit, E
         Command::Suspend(args) => suspend::suspend(&args, global).await,
         Command::Resume(args) => suspend::resume(&args, global).await,
         Command::Down(args) => down::run(&args, global).await,
+        Command::Connect(args) => connect::run(&args, global).await,
+        Command::Shell(args) => shell::run(&args, global).await,
+        Command::Claude(args) => claude::run(&args, global).await,
+        Command::Exec(args) => exec::run(&args, global).await,
+        Command::Cp(args) => cp::run(&args, global).await,
+        Command::Ssh(args) => ssh::run(&args, global).await,
+        Command::SshConfig(args) => ssh::config(&args, global).await,
+        Command::Proxy(args) => proxy::run(&args, global).await,
+        Command::Verify(args) => verify::run(&args, global).await,
         Command::Render(_) | Command::Lint(_) | Command::Completions { .. } => {
             unreachable!("handled without a cluster")
         }

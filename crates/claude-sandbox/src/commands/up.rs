@@ -240,12 +240,21 @@ fn access_instructions(report: &status::SandboxReport, detached: bool, seconds: 
             seconds % 60
         )
     };
+    // The namespace is always spelled out: the user's current context may point elsewhere.
+    let target = if name == claude_sandbox_core::DEFAULT_NAME {
+        format!("-n {ns}")
+    } else {
+        format!("{name} -n {ns}")
+    };
     format!(
         "{headline}\n\
-         Browser IDE:  kubectl -n {ns} port-forward pod/{name} 13337:13337   then open http://localhost:13337\n\
-         Shell:        kubectl -n {ns} exec -it {name} -c devcontainer -- su - vscode\n\
-         Claude Code:  kubectl -n {ns} exec -it {name} -c devcontainer -- su - vscode -c claude\n\
-         SSH:          kubectl -n {ns} port-forward pod/{name} 2222:2222   then ssh -p 2222 vscode@localhost\n\
+         Browser IDE:  claude-sandbox connect {target} --open\n\
+         Shell:        claude-sandbox shell {target}\n\
+         Claude Code:  claude-sandbox claude {target}\n\
+         Run:          claude-sandbox exec {target} -- git status\n\
+         Copy:         claude-sandbox cp -n {ns} ./notes.md {name}:notes.md\n\
+         SSH:          claude-sandbox ssh {target} --install-key   (ssh-config {target} for VS Code/JetBrains)\n\
+         Check:        claude-sandbox verify {target}\n\
          In-cluster:   {} (code-server), {} (SSH)\n",
         report.endpoints.code_server, report.endpoints.ssh
     )

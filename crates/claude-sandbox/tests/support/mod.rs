@@ -25,18 +25,48 @@ pub fn current_release() -> PathBuf {
 
 /// Runs `claude-sandbox ARGS` (as a script would: no terminal) with `kubeconfig` and `env`.
 pub async fn cli(kubeconfig: &Path, args: &[&str], env: &[(&str, &str)]) -> CliOutput {
+    CliOutput(
+        command(kubeconfig, args, env)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .expect("the binary runs"),
+    )
+}
+
+/// Like [`cli`], with `input` on stdin.
+pub async fn cli_with_input(kubeconfig: &Path, args: &[&str], input: Vec<u8>) -> CliOutput {
+    use tokio::io::AsyncWriteExt;
+    let mut child = command(kubeconfig, args, &[])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let mut stdin = child.stdin.take().unwrap();
+    let feed = tokio::spawn(async move {
+        let _ = stdin.write_all(&input).await;
+    });
+    let output = child.wait_with_output().await.expect("the binary runs");
+    feed.await.unwrap();
+    CliOutput(output)
+}
+
+/// The `claude-sandbox ARGS` command, not started.
+pub fn command(kubeconfig: &Path, args: &[&str], env: &[(&str, &str)]) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_claude-sandbox"));
+    // Before ARGS: a `--` in them passes the rest to the sandbox.
     command
-        .args(args)
         .arg("--kubeconfig")
         .arg(kubeconfig)
+        .args(args)
         .env_remove("KUBECONFIG")
         .env_remove("RUST_LOG")
         .kill_on_drop(true);
     for (key, value) in env {
         command.env(key, value);
     }
-    CliOutput(command.output().await.expect("the binary runs"))
+    command
 }
 
 pub struct CliOutput(pub Output);
@@ -64,6 +94,13 @@ impl CliOutput {
             self.stdout(),
             self.stderr()
         );
+        self
+    }
+    /// Asserts the exit code and that stderr says `message`.
+    #[track_caller]
+    pub fn expect_error(&self, code: i32, message: &str) -> &Self {
+        self.expect_code(code);
+        assert!(self.stderr().contains(message), "{}", self.stderr());
         self
     }
     pub fn json(&self) -> serde_json::Value {

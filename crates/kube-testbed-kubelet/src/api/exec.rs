@@ -1,7 +1,8 @@
 //! `GET|POST /exec/{ns}/{pod}/{container}?command=…&stdin=1&stdout=1&stderr=1&tty=1` over a
-//! WebSocket (`v5.channel.k8s.io`, `v4.channel.k8s.io`, `channel.k8s.io`): the command runs as a
-//! local process in the pod's `root/`, its streams framed by channel, its exit reported as a
-//! `metav1.Status` on channel 3.
+//! WebSocket (`v5.channel.k8s.io`, `v4.channel.k8s.io`, `channel.k8s.io`): the command runs as
+//! root in the pod's `root/` (in the pod's namespaces when it has an init process, else as a
+//! plain local process), its streams framed by channel, its exit reported as a `metav1.Status` on
+//! channel 3.
 
 use std::{sync::Arc, time::Duration};
 
@@ -22,6 +23,7 @@ use super::{
     ws_channels::{close, copy_out, frame, write_out},
 };
 use crate::{
+    container_env,
     container_log::RunPhase,
     http_server::{Body, text},
     pod_runtime::PodRuntime,
@@ -128,9 +130,16 @@ pub(super) fn handle(
     };
     let framing = Framing::of(protocol);
     let container = container.to_owned();
-    accept_websocket(request, protocol, shutdown, move |socket| async move {
-        session(socket, framing, options, pod, container).await;
-    })
+    let ticket = pod.open_session();
+    accept_websocket(
+        request,
+        protocol,
+        shutdown,
+        ticket,
+        move |socket| async move {
+            session(socket, framing, options, pod, container).await;
+        },
+    )
 }
 
 async fn session(
@@ -147,6 +156,7 @@ async fn session(
         command: &options.command,
         cwd: &root,
         env: &env,
+        namespaces: pod.namespaces(),
         stdin: options.stdin,
         stdout: options.stdout,
         stderr: options.stderr,
@@ -301,31 +311,23 @@ async fn pump_input(incoming: &mut SplitStream<WebSocket>, mut input: Input, fra
     }
 }
 
-/// The process environment: the container's literal `env`, then `PATH` with the pod's `bin/`
-/// first and `HOME` = the pod's `root/` (these two always: the container's own paths do not
+/// The process environment, as root's in the container: the container's `env`, then the pod's
+/// `PATH` and `HOME` = the pod's `root/` (these two always: the container's own paths do not
 /// exist here).
 fn environment(pod: &PodRuntime, container: &str, tty: bool) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = pod
+    let env = pod
         .container(container)
-        .map(|c| c.env.clone())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|(name, _)| name != "PATH" && name != "HOME")
-        .collect();
-    let mut set = |name: &str, value: String| {
-        env.retain(|(n, _)| n != name);
-        env.push((name.to_owned(), value));
-    };
-    set(
-        "PATH",
-        format!("{}:/usr/local/bin:/usr/bin:/bin", pod.bin_dir().display()),
-    );
-    set("HOME", pod.root_dir().display().to_string());
-    set("HOSTNAME", pod.name.clone());
+        .map(|c| c.env())
+        .unwrap_or_default();
+    let mut set = vec![
+        ("PATH", pod.path().to_owned()),
+        ("HOME", pod.root_dir().display().to_string()),
+        ("HOSTNAME", pod.name.clone()),
+    ];
     if tty {
-        set("TERM", "xterm".to_owned());
+        set.push(("TERM", "xterm".to_owned()));
     }
-    env
+    container_env::overlay(&env, |_| false, set)
 }
 
 /// What channel 3 carries at the end, as the kubelet writes it (v1: the error text only).

@@ -1,6 +1,7 @@
 //! The kubelet API the API server proxies to (REFERENCE §6): `GET /containerLogs/{ns}/{pod}/{container}`,
 //! `GET|POST /exec/{ns}/{pod}/{container}` (WebSocket), `GET|POST /portForward/{ns}/{pod}` (WebSocket
-//! or SPDY), `GET /healthz`; anything else is 404.
+//! or SPDY), `GET /healthz`; for tests, `POST /testbed/drop-streams/{ns}/{pod}` cuts the pod's exec
+//! and port-forward sessions and answers `{"dropped": N}`; anything else is 404.
 
 mod exec;
 mod logs;
@@ -15,12 +16,13 @@ mod tests;
 use std::sync::Arc;
 
 use hyper::{Method, Request, Response, StatusCode, body::Incoming};
+use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    http_server::{self, Body, text},
+    http_server::{self, Body, respond, text},
     pod_runtime::{PodRegistry, PodRuntime},
 };
 
@@ -64,6 +66,19 @@ async fn route(request: Request<Incoming>, context: Context) -> Response<Body> {
             Ok(pod) => port_forward::handle(request, pod, &context.shutdown),
             Err(response) => *response,
         },
+        ["testbed", "drop-streams", namespace, pod] if method == Method::POST => {
+            match context.pod(namespace, pod) {
+                Ok(pod) => {
+                    let dropped = pod.drop_sessions();
+                    respond(
+                        StatusCode::OK,
+                        "application/json",
+                        json!({ "dropped": dropped }).to_string(),
+                    )
+                }
+                Err(response) => *response,
+            }
+        }
         _ => text(StatusCode::NOT_FOUND, "404 page not found\n"),
     }
 }

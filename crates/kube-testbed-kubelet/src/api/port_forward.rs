@@ -53,7 +53,8 @@ pub(super) fn handle(
             Ok(protocol) => protocol,
             Err(response) => return *response,
         };
-        return accept_websocket(request, protocol, shutdown, move |socket| {
+        let ticket = pod.open_session();
+        return accept_websocket(request, protocol, shutdown, ticket, move |socket| {
             websocket_session(socket, ports, pod)
         });
     }
@@ -73,7 +74,8 @@ pub(super) fn handle(
                 HeaderValue::from_static(PORT_FORWARD_PROTOCOL),
             ),
         ];
-        return switch_protocols(request, headers, shutdown, move |io| async move {
+        let ticket = pod.open_session();
+        return switch_protocols(request, headers, shutdown, ticket, move |io| async move {
             let dial = move |port| {
                 let pod = pod.clone();
                 async move { pod.dial(port).await }

@@ -1,10 +1,10 @@
 //! The kubelet API over real HTTPS and WebSockets, against a pod registered without a cluster.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use futures::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Empty};
-use hyper::{Request, StatusCode};
+use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::{Container, EnvVar, Pod, PodSpec};
 use kube::api::ObjectMeta;
@@ -24,7 +24,11 @@ use tokio_tungstenite::{
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    pod_runtime::{PodRegistry, PodRuntime},
+    behaviour::Behaviour,
+    init_process::{self, InitSpec},
+    network::PodNetwork,
+    pod_runtime::{PodRegistry, PodRuntime, Started},
+    pod_user::PodUser,
     tls,
 };
 
@@ -80,12 +84,14 @@ async fn harness(forward_to: Option<u16>) -> Harness {
         }),
         ..Pod::default()
     };
-    let forwards: BTreeMap<u16, u16> = forward_to.map(|to| (8080, to)).into_iter().collect();
+    let behaviour = Behaviour {
+        forwards: forward_to.map(|to| (8080, to)).into_iter().collect(),
+        ..Behaviour::default()
+    };
     let runtime = Arc::new(PodRuntime::new(
         &pod,
         dir.path().to_owned(),
-        forwards,
-        None,
+        &behaviour,
         CancellationToken::new(),
     ));
     runtime
@@ -153,21 +159,31 @@ impl Harness {
     }
 
     /// A plain HTTP/1.1 request; the response's status and the body stream.
-    async fn get(&self, path: &str) -> hyper::Response<hyper::body::Incoming> {
+    async fn request(&self, method: Method, path: &str) -> hyper::Response<hyper::body::Incoming> {
         let (mut sender, connection) =
             hyper::client::conn::http1::handshake(TokioIo::new(self.tls().await))
                 .await
                 .unwrap();
         tokio::spawn(connection.with_upgrades());
-        let request = Request::get(path)
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
             .header("Host", "127.0.0.1")
             .body(Empty::<bytes::Bytes>::new())
             .unwrap();
         sender.send_request(request).await.unwrap()
     }
 
+    async fn get(&self, path: &str) -> hyper::Response<hyper::body::Incoming> {
+        self.request(Method::GET, path).await
+    }
+
     async fn get_text(&self, path: &str) -> (StatusCode, String) {
-        let response = self.get(path).await;
+        self.text(Method::GET, path).await
+    }
+
+    async fn text(&self, method: Method, path: &str) -> (StatusCode, String) {
+        let response = self.request(method, path).await;
         let status = response.status();
         let body = response.into_body().collect().await.unwrap().to_bytes();
         (status, String::from_utf8(body.to_vec()).unwrap())
@@ -289,7 +305,7 @@ async fn exec_reports_output_and_exit_codes() {
 #[tokio::test]
 async fn exec_runs_in_the_pod_directory_with_its_environment() {
     let harness = harness(None).await;
-    let stub = harness.pod.bin_dir().join("stub");
+    let stub = harness.pod.dir.join("bin").join("stub");
     std::fs::write(&stub, "#!/bin/sh\necho stub \"$@\"\n").unwrap();
     std::fs::set_permissions(&stub, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let env = exec(
@@ -303,7 +319,7 @@ async fn exec_runs_in_the_pod_directory_with_its_environment() {
     )
     .await;
     let root = harness.pod.root_dir().display().to_string();
-    let bin = harness.pod.bin_dir().display().to_string();
+    let bin = harness.pod.dir.join("bin").display().to_string();
     assert_eq!(
         env.stdout(),
         format!("{root}\n{root}\nhello\n{bin}:/usr/local/bin:/usr/bin:/bin\nstub a b\n")
@@ -679,5 +695,149 @@ async fn health_and_unknown_routes() {
     assert_eq!(
         harness.get_text("/containerLogs/ns/other/main").await.0,
         StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn dropping_streams_cuts_the_pods_sessions_and_new_ones_work() {
+    let harness = harness(None).await;
+    let path = exec_path(&["sleep", "60"], "stdout=1");
+    // The session counts from the handshake on.
+    let (mut socket, _) = harness.websocket(&path, "v5.channel.k8s.io").await.unwrap();
+
+    let (status, body) = harness
+        .text(Method::POST, "/testbed/drop-streams/ns/pod")
+        .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, r#"{"dropped":1}"#)
+    );
+    let end = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match socket.next().await {
+                None | Some(Err(_)) => return None,
+                Some(Ok(Message::Close(frame))) => return Some(format!("a close frame {frame:?}")),
+                Some(Ok(Message::Binary(data))) if data.first() == Some(&3) => {
+                    return Some("a status".to_owned());
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await
+    .expect("the session is cut");
+    assert_eq!(end, None, "cut without a goodbye");
+
+    let again = exec(&harness, &["echo", "again"], None).await;
+    assert_eq!(again.stdout(), "again\n");
+    assert_eq!(
+        harness
+            .text(Method::POST, "/testbed/drop-streams/ns/pod")
+            .await
+            .1,
+        r#"{"dropped":0}"#
+    );
+    assert_eq!(
+        harness
+            .text(Method::POST, "/testbed/drop-streams/ns/other")
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+/// The harness's pod with an init process (as user `nobody`) in namespaces of its own, when
+/// running as root.
+async fn harness_in_namespaces() -> Option<Harness> {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root for namespaces");
+        return None;
+    }
+    let harness = harness(None).await;
+    let pod = &harness.pod;
+    let user = PodUser::find("nobody").unwrap();
+    let workspace = pod.dir.join("workspaces/project");
+    user.own_dir(&workspace).await.unwrap();
+    let env = vec![("INIT".to_owned(), "yes".to_owned())];
+    let spec = InitSpec {
+        user: &user,
+        cwd: &workspace,
+        env: &env,
+        log: &pod.dir.join("init.log"),
+    };
+    let namespaces = init_process::start(&spec, pod.stop_token()).await.unwrap();
+    pod.set_started(Started {
+        network: PodNetwork::Namespaces(Arc::new(namespaces)),
+        stand_ins: None,
+    });
+    Some(harness)
+}
+
+#[tokio::test]
+async fn exec_enters_the_namespaces_of_the_pods_init_process() {
+    let Some(harness) = harness_in_namespaces().await else {
+        return;
+    };
+    let inside = exec(
+        &harness,
+        &[
+            "sh",
+            "-c",
+            "stat -c %U /proc/1; readlink /proc/1/cwd; tr '\\0' '\\n' </proc/1/environ; id -u; pwd; echo $GREETING",
+        ],
+        None,
+    )
+    .await;
+    let dir = harness.pod.dir.display();
+    assert_eq!(
+        inside.stdout(),
+        format!("nobody\n{dir}/workspaces/project\nINIT=yes\n0\n{dir}/root\nhello\n"),
+        "{}",
+        String::from_utf8_lossy(&inside.stderr)
+    );
+    let killed = exec(&harness, &["sh", "-c", "kill -9 $$"], None).await;
+    assert_eq!(killed.status, Some(failure("sh -c kill -9 $$", 137)));
+
+    let init = harness.pod.namespaces().unwrap().init_pid();
+    harness.pod.shutdown();
+    // Gone, or a zombie until whoever inherited it reaps it.
+    let running = || {
+        std::fs::read_to_string(format!("/proc/{init}/stat")).is_ok_and(|stat| {
+            !stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+    };
+    let gone = async {
+        while running() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), gone)
+        .await
+        .expect("the init process ends with the pod");
+}
+
+#[tokio::test]
+async fn port_forward_reaches_any_port_in_the_pods_network_namespace() {
+    let Some(harness) = harness_in_namespaces().await else {
+        return;
+    };
+    let namespaces = harness.pod.namespaces().unwrap();
+    let listener = namespaces.listen(8081).await.unwrap();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        stream.write_all(b"from the pod").await.unwrap();
+    });
+    let mut stream = harness.pod.dial(8081).await.unwrap();
+    let mut greeting = String::new();
+    stream.read_to_string(&mut greeting).await.unwrap();
+    assert_eq!(greeting, "from the pod");
+
+    let refused = harness.pod.dial(8082).await.unwrap_err().to_string();
+    assert_eq!(
+        refused,
+        "error forwarding port 8082 to pod ns/pod, uid uid-1: dial tcp 127.0.0.1:8082: connect: \
+         connection refused"
     );
 }

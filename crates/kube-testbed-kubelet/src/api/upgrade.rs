@@ -19,7 +19,10 @@ use tokio_tungstenite::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::http_server::{Body, text};
+use crate::{
+    http_server::{Body, text},
+    stream_sessions::SessionTicket,
+};
 
 pub(super) type UpgradedIo = TokioIo<Upgraded>;
 pub(super) type WebSocket = WebSocketStream<UpgradedIo>;
@@ -74,6 +77,7 @@ pub(super) fn accept_websocket<S, F>(
     request: Request<Incoming>,
     protocol: Option<&str>,
     shutdown: &CancellationToken,
+    ticket: SessionTicket,
     session: S,
 ) -> Response<Body>
 where
@@ -98,17 +102,19 @@ where
             HeaderValue::from_str(protocol).expect("known protocol"),
         ));
     }
-    switch_protocols(request, headers, shutdown, move |io| async move {
+    switch_protocols(request, headers, shutdown, ticket, move |io| async move {
         session(WebSocketStream::from_raw_socket(io, Role::Server, None).await).await;
     })
 }
 
 /// Answers 101 (`Connection: Upgrade` plus `headers`) and, once hyper hands the connection over,
-/// runs `session` on it until it ends or the server stops.
+/// runs `session` on it until it ends, the server stops or the pod's sessions are dropped (the
+/// connection is then cut, without a goodbye, as when a kubelet restarts).
 pub(super) fn switch_protocols<S, F>(
     request: Request<Incoming>,
     headers: Vec<(HeaderName, HeaderValue)>,
     shutdown: &CancellationToken,
+    ticket: SessionTicket,
     session: S,
 ) -> Response<Body>
 where
@@ -121,6 +127,7 @@ where
             Ok(upgraded) => tokio::select! {
                 () = session(TokioIo::new(upgraded)) => {}
                 () = shutdown.cancelled() => {}
+                () = ticket.dropped() => tracing::debug!("session dropped on request"),
             },
             Err(error) => tracing::debug!(%error, "the connection was not upgraded"),
         }

@@ -3,7 +3,10 @@
 
 pub(crate) mod rules;
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
 
 use crate::log_script::LogScript;
 pub(crate) use rules::Rule;
@@ -33,6 +36,11 @@ pub(crate) struct Behaviour {
     pub forwards: BTreeMap<u16, u16>,
     /// Overrides the kubelet's stand-ins setting for this pod.
     pub stand_ins: Option<bool>,
+    /// With stand-ins, whether code-server's and sshd's are started.
+    pub stand_in_code_server: bool,
+    pub stand_in_sshd: bool,
+    /// Programs the pod's image lacks: they are not on its `PATH`.
+    pub missing_programs: BTreeSet<String>,
 }
 
 impl Default for Behaviour {
@@ -48,6 +56,9 @@ impl Default for Behaviour {
             log_script: None,
             forwards: BTreeMap::new(),
             stand_ins: None,
+            stand_in_code_server: true,
+            stand_in_sshd: true,
+            missing_programs: BTreeSet::new(),
         }
     }
 }
@@ -90,6 +101,13 @@ impl Behaviour {
                 "image-pull-failure" => parse_bool(value).map(|b| behaviour.image_pull_failure = b),
                 "crash-loop" => parse_bool(value).map(|b| behaviour.crash_loop = b),
                 "stand-ins" => parse_bool(value).map(|b| behaviour.stand_ins = Some(b)),
+                "stand-in-code-server" => {
+                    parse_bool(value).map(|b| behaviour.stand_in_code_server = b)
+                }
+                "stand-in-sshd" => parse_bool(value).map(|b| behaviour.stand_in_sshd = b),
+                "missing-programs" => {
+                    parse_programs(value).map(|names| behaviour.missing_programs = names)
+                }
                 "exit-code" => value
                     .parse::<u8>()
                     .map(|code| behaviour.exit_code = Some(i32::from(code)))
@@ -142,6 +160,22 @@ fn parse_bool(value: &str) -> Result<bool, String> {
         "false" => Ok(false),
         _ => Err("true or false".to_owned()),
     }
+}
+
+/// `tar, bash,sshd`: program names, separated by commas.
+fn parse_programs(value: &str) -> Result<BTreeSet<String>, String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(|name| {
+            if name.contains('/') || name.contains(char::is_whitespace) {
+                Err("program names separated by commas".to_owned())
+            } else {
+                Ok(name.to_owned())
+            }
+        })
+        .collect()
 }
 
 fn parse_forward(container_port: &str, local_port: &str) -> Result<(u16, u16), String> {
@@ -198,6 +232,9 @@ mod tests {
                 ("log-script", "0 one\n100 two"),
                 ("forward-8080", "18080"),
                 ("stand-ins", "false"),
+                ("stand-in-code-server", "false"),
+                ("stand-in-sshd", "False"),
+                ("missing-programs", "tar, bash,claude,"),
             ]),
             &[],
         );
@@ -212,6 +249,33 @@ mod tests {
         );
         assert_eq!(behaviour.forwards, BTreeMap::from([(8080, 18080)]));
         assert_eq!(behaviour.stand_ins, Some(false));
+        assert!(!behaviour.stand_in_code_server && !behaviour.stand_in_sshd);
+        assert_eq!(
+            behaviour.missing_programs,
+            BTreeSet::from(["bash".to_owned(), "claude".to_owned(), "tar".to_owned()])
+        );
+    }
+
+    #[test]
+    fn stand_ins_run_and_programs_are_there_unless_told_otherwise() {
+        let (behaviour, _) = Behaviour::resolve(
+            "ns",
+            "pod",
+            &annotations(&[("missing-programs", "")]),
+            &[rule("ns", None, &[("stand-in-sshd", "false")])],
+        );
+        assert!(behaviour.stand_in_code_server && !behaviour.stand_in_sshd);
+        assert!(behaviour.missing_programs.is_empty());
+        let (_, warnings) = Behaviour::resolve(
+            "ns",
+            "pod",
+            &annotations(&[
+                ("missing-programs", "/usr/bin/tar"),
+                ("stand-in-sshd", "no"),
+            ]),
+            &[],
+        );
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
     }
 
     #[test]

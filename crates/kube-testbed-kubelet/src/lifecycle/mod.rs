@@ -1,6 +1,7 @@
 //! The pod lifecycle: a watch of the pods bound to this node, one task per pod.
 
 mod ip_pool;
+mod pod_start;
 mod pod_task;
 mod simulation;
 mod status;
@@ -42,10 +43,17 @@ pub(crate) struct Lifecycle {
     pods: HashMap<PodKey, Tracked>,
     tasks: JoinSet<()>,
     ips: IpPool,
+    /// Pods with stand-ins get namespaces of their own (the kubelet runs as root).
+    namespaces: bool,
 }
 
 impl Lifecycle {
-    pub fn new(client: Client, config: Arc<KubeletConfig>, registry: Arc<PodRegistry>) -> Self {
+    pub fn new(
+        client: Client,
+        config: Arc<KubeletConfig>,
+        registry: Arc<PodRegistry>,
+        namespaces: bool,
+    ) -> Self {
         Self {
             client,
             config,
@@ -53,6 +61,7 @@ impl Lifecycle {
             pods: HashMap::new(),
             tasks: JoinSet::new(),
             ips: IpPool::default(),
+            namespaces,
         }
     }
 
@@ -150,6 +159,7 @@ impl Lifecycle {
             registry: self.registry.clone(),
             pod,
             pod_ip: ip,
+            namespaces: self.namespaces,
         };
         self.tasks.spawn(task.run(stopped));
         self.pods.insert(key, Tracked { uid, stop, ip });

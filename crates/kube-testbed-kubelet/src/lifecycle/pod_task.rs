@@ -1,6 +1,6 @@
-//! One pod on this kubelet, from first sight to its end: directory, behaviour, stand-ins and the
-//! runtime the API serves, the simulation of its containers; then, once it is deleted, stopping
-//! everything and finishing the deletion as a kubelet does.
+//! One pod on this kubelet, from first sight to its end: directory, behaviour and the runtime the
+//! API serves, the simulation of its containers (which starts its init process and stand-ins);
+//! then, once it is deleted, stopping everything and finishing the deletion as a kubelet does.
 
 use std::{net::Ipv4Addr, sync::Arc};
 
@@ -12,13 +12,14 @@ use kube::{
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use super::simulation::Simulation;
+use super::{pod_start::PodStart, simulation::Simulation};
 use crate::{
     behaviour::{Behaviour, rules},
     config::{KubeletConfig, pod_dir},
     error::Error,
+    image_programs,
     pod_runtime::{PodRegistry, PodRuntime},
-    stand_ins::StandIns,
+    stand_ins::Wanted,
 };
 
 /// Why a pod's task stops.
@@ -36,6 +37,8 @@ pub(crate) struct PodTask {
     pub registry: Arc<PodRegistry>,
     pub pod: Pod,
     pub pod_ip: Ipv4Addr,
+    /// Whether pods with stand-ins get namespaces of their own (the kubelet runs as root).
+    pub namespaces: bool,
 }
 
 impl PodTask {
@@ -71,7 +74,7 @@ impl PodTask {
         let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
         let name = pod.metadata.name.as_deref().unwrap_or_default();
         let dir = pod_dir(&self.config.pods_dir, namespace, name);
-        for sub in ["bin", "root"] {
+        for sub in ["bin", "root", "home"] {
             let path = dir.join(sub);
             tokio::fs::create_dir_all(&path)
                 .await
@@ -83,21 +86,24 @@ impl PodTask {
         for warning in warnings {
             tracing::warn!(pod = %format!("{namespace}/{name}"), "{warning}");
         }
-        let stand_ins = if behaviour.stand_ins.unwrap_or(self.config.stand_ins) {
-            Some(StandIns::start(&dir, stop.child_token()).await?)
-        } else {
-            None
-        };
-        let runtime = Arc::new(PodRuntime::new(
-            pod,
-            dir,
-            behaviour.forwards.clone(),
+        image_programs::link(&dir.join("bin"), &behaviour.missing_programs).await?;
+        let stand_ins = behaviour
+            .stand_ins
+            .unwrap_or(self.config.stand_ins)
+            .then(|| Wanted {
+                code_server: behaviour.stand_in_code_server,
+                sshd: behaviour.stand_in_sshd,
+                claude: !behaviour.missing_programs.contains("claude"),
+            });
+        let start = PodStart {
+            client: self.client.clone(),
+            namespaces: self.namespaces && stand_ins.is_some(),
             stand_ins,
-            stop,
-        ));
+        };
+        let runtime = Arc::new(PodRuntime::new(pod, dir, &behaviour, stop));
         self.registry.insert(runtime.clone());
         let api = Api::namespaced(self.client.clone(), namespace);
-        Simulation::new(api, pod, runtime, behaviour, self.pod_ip)
+        Simulation::new(api, pod, runtime, behaviour, start, self.pod_ip)
             .run()
             .await
     }

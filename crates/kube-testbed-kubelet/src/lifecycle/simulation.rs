@@ -12,7 +12,10 @@ use kube::{
 use serde_json::json;
 use tokio::{task::JoinSet, time::Instant};
 
-use super::status::{ResumePoint, StatusModel};
+use super::{
+    pod_start::PodStart,
+    status::{ResumePoint, StatusModel},
+};
 use crate::{
     behaviour::Behaviour,
     container_log::RunPhase,
@@ -41,6 +44,7 @@ pub(crate) struct Simulation {
     restart_policy: String,
     runtime: Arc<PodRuntime>,
     behaviour: Behaviour,
+    start: PodStart,
     model: StatusModel,
     pod_ip: Ipv4Addr,
     /// Log scripts being played for the current run.
@@ -53,6 +57,7 @@ impl Simulation {
         pod: &Pod,
         runtime: Arc<PodRuntime>,
         behaviour: Behaviour,
+        start: PodStart,
         pod_ip: Ipv4Addr,
     ) -> Self {
         Self {
@@ -68,6 +73,7 @@ impl Simulation {
             model: StatusModel::new(pod),
             runtime,
             behaviour,
+            start,
             pod_ip,
             players: JoinSet::new(),
         }
@@ -133,6 +139,9 @@ impl Simulation {
                 self.model.wait(&main, "PodInitializing", None);
                 self.container_log(&main).set_waiting("PodInitializing");
             }
+            if let Err(error) = self.start.resolve_env(&self.runtime, &name).await {
+                return self.fail_start(&[name], error).await;
+            }
             self.start_container(&name).await?;
             self.patch().await?;
             tokio::time::sleep(INIT_RUN).await;
@@ -148,12 +157,16 @@ impl Simulation {
     /// the restart policy (a crash loop) or finished.
     async fn run_main(&mut self, mut adopted_since: Option<Timestamp>) -> Result<(), Error> {
         loop {
+            let mains = self.model.main_names();
+            if let Err(error) = self.prepare_main(&mains).await {
+                return self.fail_start(&mains, error).await;
+            }
             let started = match adopted_since.take() {
                 Some(since) => since,
                 None => {
                     let now = Timestamp::now();
-                    for name in self.model.main_names() {
-                        self.start_container(&name).await?;
+                    for name in &mains {
+                        self.start_container(name).await?;
                     }
                     now
                 }
@@ -218,6 +231,33 @@ impl Simulation {
         }
     }
 
+    /// What the main containers `mains` start with: their environment, and (the first time) what
+    /// runs in and beside them.
+    async fn prepare_main(&self, mains: &[String]) -> Result<(), Error> {
+        for name in mains {
+            self.start.resolve_env(&self.runtime, name).await?;
+        }
+        match mains.first() {
+            Some(first) => self.start.start_environment(&self.runtime, first).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Shows that containers `names` cannot start (waiting, with the reason and message a kubelet
+    /// gives), then returns the error.
+    async fn fail_start(&mut self, names: &[String], error: Error) -> Result<(), Error> {
+        let (reason, message) = match &error {
+            Error::ContainerStart { reason, message } => (*reason, message.clone()),
+            other => ("CreateContainerError", other.to_string()),
+        };
+        for name in names {
+            self.model.wait(name, reason, Some(message.clone()));
+            self.container_log(name).set_waiting(reason);
+        }
+        self.patch().await?;
+        Err(error)
+    }
+
     /// Starts a run of container `name`: a new log, its status Running, its log script playing.
     async fn start_container(&mut self, name: &str) -> Result<(), Error> {
         let log = &self.container_log(name);
@@ -243,7 +283,7 @@ impl Simulation {
     fn script(&self, name: &str) -> Vec<ScriptLine> {
         let is_main = self.model.main_names().iter().any(|n| n == name);
         match (&self.behaviour.log_script, self.runtime.container(name)) {
-            (Some(script), Some(container)) if is_main => script.lines(&container.env),
+            (Some(script), Some(container)) if is_main => script.lines(&container.env()),
             _ => vec![ScriptLine::started(name, &self.image(name))],
         }
     }

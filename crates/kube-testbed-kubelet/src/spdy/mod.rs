@@ -57,6 +57,12 @@ where
     let mut writer = tokio::spawn(codec::write_frames(write_half, out_rx));
     let (frames_tx, frames_rx) = mpsc::channel(INBOUND_FRAMES);
     let reader = tokio::spawn(codec::read_frames(read_half, frames_tx));
+    // The tasks hold the connection: if this future is dropped (the server stops, the pod's
+    // sessions are dropped), they go too, and the connection is cut.
+    let _abort = (
+        AbortOnDrop(reader.abort_handle()),
+        AbortOnDrop(writer.abort_handle()),
+    );
 
     // Ending the session drops its frame sender and aborts the forwards (dropping theirs), so
     // the writer sends what is queued, shuts the connection down and ends.
@@ -83,6 +89,15 @@ where
             Ok(())
         }
         (Ok(()), Ok(())) => Ok(()),
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -13,13 +13,24 @@ fi
 echo "$@"
 "#;
 
-/// Puts the stub in `bin`, unless a test already put its own `claude` there.
-pub(super) async fn install(bin: &Path) -> Result<(), Error> {
+/// Puts the stub in `bin` when `wanted`, unless a test already put its own `claude` there; else
+/// removes the stub an earlier pod of the same name left.
+pub(super) async fn install(bin: &Path, wanted: bool) -> Result<(), Error> {
     let path = bin.join("claude");
-    let exists = tokio::fs::try_exists(&path)
-        .await
-        .map_err(|e| Error::io(format!("checking {}", path.display()), e))?;
-    if !exists {
+    let existing = match tokio::fs::read(&path).await {
+        Ok(content) => Some(content),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+        Err(error) => return Err(Error::io(format!("checking {}", path.display()), error)),
+    };
+    if !wanted {
+        if existing.is_some_and(|content| content == SCRIPT.as_bytes()) {
+            tokio::fs::remove_file(&path)
+                .await
+                .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+        }
+        return Ok(());
+    }
+    if existing.is_none() {
         tokio::fs::write(&path, SCRIPT)
             .await
             .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;

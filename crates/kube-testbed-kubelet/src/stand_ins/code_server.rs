@@ -1,20 +1,22 @@
 //! An HTTP server with code-server's shape: `GET /healthz` → 200 `{"status":"alive"}`, `GET /` → 200 HTML.
 
 use hyper::{Method, Request, Response, StatusCode, body::Incoming};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use super::CODE_SERVER_PORT;
 use crate::{
     error::Error,
     http_server::{self, Body, respond, text},
+    network::PodNetwork,
 };
 
 const PAGE: &str = "<!doctype html>\n<html><head><title>code-server</title></head>\
 <body><p>kube-testbed stand-in for code-server</p></body></html>\n";
 
-/// Starts the server on a free loopback port until `stop` is cancelled; returns the port.
-pub(super) async fn start(stop: CancellationToken) -> Result<u16, Error> {
-    let listener = TcpListener::bind(("127.0.0.1", 0))
+/// Starts the server in the pod's network until `stop` is cancelled; returns its port there.
+pub(super) async fn start(network: &PodNetwork, stop: CancellationToken) -> Result<u16, Error> {
+    let listener = network
+        .listen(CODE_SERVER_PORT)
         .await
         .map_err(|e| Error::io("binding the code-server stand-in", e))?;
     let port = listener

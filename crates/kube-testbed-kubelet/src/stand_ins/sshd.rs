@@ -1,37 +1,35 @@
-//! A real OpenSSH sshd (Debian's `openssh-server`) for the pod, as the current user, configured by
-//! a file in the pod directory: per-pod host key, `<pod dir>/authorized_keys`, pid file and log.
+//! A real OpenSSH sshd (Debian's `openssh-server`) for the pod, as the kubelet's user, in the pod's
+//! network, configured by a file in the pod directory: per-pod host key, the pod user's
+//! `<pod dir>/home/.ssh/authorized_keys`, pid file and log.
 
-use std::{path::Path, process::Stdio, time::Duration};
+use std::{ffi::OsString, path::Path, process::Stdio, time::Duration};
 
-use tokio::{net::TcpStream, process::Child};
+use tokio::process::Child;
 use tokio_util::sync::CancellationToken;
 
-use crate::{error::Error, process::ProcessGroup};
+use super::{SSH_PORT, Setting};
+use crate::{
+    error::Error,
+    network::PodNetwork,
+    process::{kill_on_stop, run_checked},
+    programs::{SETPRIV, SSH_KEYGEN, SSHD},
+};
 
-const SSHD: &str = "/usr/sbin/sshd";
-/// util-linux's `setpriv`: sshd gets SIGKILL if the kubelet dies without cleaning up.
-const SETPRIV: &str = "/usr/bin/setpriv";
-const SSH_KEYGEN: &str = "/usr/bin/ssh-keygen";
 /// sshd's privilege separation directory, required when it runs as root.
 const PRIVSEP_DIR: &str = "/run/sshd";
-/// The free port is picked before sshd binds it; another process may take it in between.
+/// On the host, the free port is picked before sshd binds it; another process may take it in
+/// between.
 const ATTEMPTS: usize = 3;
 const READY_TIMEOUT: Duration = Duration::from_secs(5);
 const READY_POLL: Duration = Duration::from_millis(25);
 
-/// Starts sshd on a free loopback port until `stop` is cancelled; returns the port.
-pub(super) async fn start(dir: &Path, stop: CancellationToken) -> Result<u16, Error> {
-    for (program, package) in [(SSHD, "openssh-server"), (SSH_KEYGEN, "openssh-client")] {
-        if !Path::new(program).exists() {
-            return Err(Error::MissingProgram {
-                program: program.into(),
-                package,
-            });
-        }
-    }
+/// Starts sshd in the pod's network until `stop` is cancelled; returns its port there.
+pub(super) async fn start(setting: &Setting<'_>, stop: CancellationToken) -> Result<u16, Error> {
+    let (dir, network) = (setting.dir, setting.network);
+    let sshd = SSHD.find()?;
     let host_key = dir.join("ssh_host_ed25519_key");
     if !host_key.exists() {
-        generate_host_key(&host_key).await?;
+        generate_host_key(&SSH_KEYGEN.find()?, &host_key).await?;
     }
     if nix::unistd::geteuid().is_root() {
         tokio::fs::create_dir_all(PRIVSEP_DIR)
@@ -42,30 +40,23 @@ pub(super) async fn start(dir: &Path, stop: CancellationToken) -> Result<u16, Er
     let config = dir.join("sshd_config");
     stop_stale(dir, &config).await;
     for _ in 0..ATTEMPTS {
-        let port = free_port().await?;
-        tokio::fs::write(&config, config_file(dir, &host_key, port))
+        let port = free_port(network).await?;
+        tokio::fs::write(&config, config_file(dir, &host_key, port, setting.path))
             .await
             .map_err(|e| Error::io(format!("writing {}", config.display()), e))?;
-        let mut child = spawn(&config, &log)?;
-        if wait_until_listening(port, &mut child).await {
-            let group = ProcessGroup::of(&child);
-            tokio::spawn(async move {
-                tokio::select! {
-                    () = stop.cancelled() => {}
-                    status = child.wait() => tracing::warn!(?status, "the sshd stand-in exited"),
-                }
-                drop(group);
-            });
+        let mut child = spawn(&sshd, network, &config, &log)?;
+        if wait_until_listening(network, port, &mut child).await {
+            kill_on_stop(child, stop, "the sshd stand-in".to_owned());
             return Ok(port);
         }
     }
-    Err(Error::StandIn(format!(
+    Err(Error::Process(format!(
         "sshd did not start listening (see {})",
         log.display()
     )))
 }
 
-fn config_file(dir: &Path, host_key: &Path, port: u16) -> String {
+fn config_file(dir: &Path, host_key: &Path, port: u16, path: &str) -> String {
     let dir = dir.display();
     format!(
         "# kube-testbed: the pod's sshd stand-in.\n\
@@ -73,40 +64,32 @@ fn config_file(dir: &Path, host_key: &Path, port: u16) -> String {
          ListenAddress 127.0.0.1\n\
          HostKey {host_key}\n\
          PidFile {dir}/sshd.pid\n\
-         AuthorizedKeysFile {dir}/authorized_keys\n\
+         AuthorizedKeysFile {dir}/home/.ssh/authorized_keys\n\
          StrictModes no\n\
          UsePAM no\n\
          PasswordAuthentication no\n\
          KbdInteractiveAuthentication no\n\
          PermitRootLogin prohibit-password\n\
          PrintMotd no\n\
-         SetEnv PATH={dir}/bin:/usr/local/bin:/usr/bin:/bin\n\
+         SetEnv PATH={path}\n\
          Subsystem sftp internal-sftp\n",
         host_key = host_key.display(),
     )
 }
 
-async fn generate_host_key(path: &Path) -> Result<(), Error> {
-    let output = tokio::process::Command::new(SSH_KEYGEN)
+async fn generate_host_key(ssh_keygen: &Path, path: &Path) -> Result<(), Error> {
+    let mut command = tokio::process::Command::new(ssh_keygen);
+    command
         .args(["-q", "-t", "ed25519", "-N", "", "-C", "kube-testbed", "-f"])
-        .arg(path)
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .map_err(|e| Error::io("running ssh-keygen", e))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(Error::StandIn(format!(
-            "ssh-keygen failed for {}: {}",
-            path.display(),
-            String::from_utf8_lossy(&output.stderr).trim()
-        )))
-    }
+        .arg(path);
+    run_checked(command, &format!("ssh-keygen for {}", path.display())).await
 }
 
-async fn free_port() -> Result<u16, Error> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+/// sshd's port in the pod's network: 2222 in its namespace (checked to be free), a free port on
+/// the host.
+async fn free_port(network: &PodNetwork) -> Result<u16, Error> {
+    let listener = network
+        .listen(SSH_PORT)
         .await
         .map_err(|e| Error::io("finding a free port for sshd", e))?;
     listener
@@ -140,7 +123,7 @@ async fn stop_stale(dir: &Path, config: &Path) {
     }
 }
 
-fn spawn(config: &Path, log: &Path) -> Result<Child, Error> {
+fn spawn(sshd: &Path, network: &PodNetwork, config: &Path, log: &Path) -> Result<Child, Error> {
     let open_log = || {
         std::fs::OpenOptions::new()
             .create(true)
@@ -148,14 +131,21 @@ fn spawn(config: &Path, log: &Path) -> Result<Child, Error> {
             .open(log)
             .map_err(|e| Error::io(format!("opening {}", log.display()), e))
     };
-    let mut command = if Path::new(SETPRIV).exists() {
-        let mut command = tokio::process::Command::new(SETPRIV);
-        command.args(["--pdeathsig", "KILL", SSHD]);
-        command
-    } else {
-        tokio::process::Command::new(SSHD)
+    // setpriv: sshd gets SIGKILL if the kubelet dies without cleaning up.
+    let mut program: Vec<OsString> = match SETPRIV.find() {
+        Ok(setpriv) => vec![
+            setpriv.into(),
+            "--pdeathsig".into(),
+            "KILL".into(),
+            "--".into(),
+        ],
+        Err(_) => Vec::new(),
     };
+    program.extend(network.command_prefix()?);
+    program.push(sshd.into());
+    let mut command = tokio::process::Command::new(&program[0]);
     command
+        .args(&program[1..])
         .arg("-D")
         .arg("-e")
         .arg("-f")
@@ -170,10 +160,10 @@ fn spawn(config: &Path, log: &Path) -> Result<Child, Error> {
 }
 
 /// Whether sshd accepts connections on `port` before it exits or the time runs out.
-async fn wait_until_listening(port: u16, child: &mut Child) -> bool {
+async fn wait_until_listening(network: &PodNetwork, port: u16, child: &mut Child) -> bool {
     let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
     while tokio::time::Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if network.connect(port).await.is_ok() {
             return true;
         }
         if let Ok(Some(status)) = child.try_wait() {

@@ -10,7 +10,7 @@ use std::{
 };
 
 use super::step;
-use crate::error::Error;
+use crate::{POD_USER, error::Error};
 
 /// The suite whose source package is Kubernetes 1.20.2 (later suites dropped it).
 const SUITE: &str = "bookworm";
@@ -19,6 +19,8 @@ const SUITE: &str = "bookworm";
 const SOURCE_ENTRY: &str = "/etc/apt/sources.list.d/claude-sandbox-src.sources";
 const DEB822_SOURCES: &str = "/etc/apt/sources.list.d/debian.sources";
 const ONE_LINE_SOURCES: &str = "/etc/apt/sources.list";
+/// `useradd`'s options for the pod user.
+const POD_USER_ADD: [&str; 5] = ["--create-home", "--shell", "/bin/bash", "--password", "*"];
 
 /// A Debian machine we may install packages on.
 pub(super) struct System {
@@ -29,9 +31,16 @@ pub(super) struct System {
 }
 
 impl System {
-    /// Checks that this is a Debian system with apt-get and a way to become root. `missing_runtime`
-    /// and `cached` only shape the error for other systems, which must be told what to install.
-    pub(super) fn detect(missing_runtime: &[&str], cached: bool) -> Result<Self, Error> {
+    /// Checks that this is a Debian system with apt-get and a way to become root. `missing_runtime`,
+    /// `cached` and `pod_user_missing` only shape the error for other systems, which must be told
+    /// what to install.
+    pub(super) fn detect(
+        missing_runtime: &[&str],
+        cached: bool,
+        pod_user_missing: bool,
+    ) -> Result<Self, Error> {
+        let help =
+            |reason: &str| other_system_help(reason, missing_runtime, cached, pod_user_missing);
         let os_release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
         let field = |key: &str| {
             os_release
@@ -43,20 +52,14 @@ impl System {
         let (id, like, codename) = (field("ID"), field("ID_LIKE"), field("VERSION_CODENAME"));
         let debian = id == "debian" || like.split_whitespace().any(|l| l == "debian");
         if !debian || !Path::new("/usr/bin/apt-get").exists() {
-            return Err(Error::UnsupportedSystem(other_system_help(
-                &format!("this is not a Debian system (os-release ID={id:?})"),
-                missing_runtime,
-                cached,
-            )));
+            return Err(Error::UnsupportedSystem(help(&format!(
+                "this is not a Debian system (os-release ID={id:?})"
+            ))));
         }
         if !cached && codename != SUITE {
-            return Err(Error::UnsupportedSystem(other_system_help(
-                &format!(
-                    "building needs Debian {SUITE} (its Go and Kubernetes 1.20.2 source), this is {codename:?}"
-                ),
-                missing_runtime,
-                cached,
-            )));
+            return Err(Error::UnsupportedSystem(help(&format!(
+                "building needs Debian {SUITE} (its Go and Kubernetes 1.20.2 source), this is {codename:?}"
+            ))));
         }
         let root = std::fs::metadata("/proc/self")
             .map(|m| m.uid() == 0)
@@ -158,6 +161,15 @@ impl System {
         // The new entry is only seen after an update.
         self.updated.set(false);
         Ok(())
+    }
+
+    /// Creates the user pods' init processes run as: a login shell and a home, and a password
+    /// that matches nothing without locking the account (sshd refuses locked accounts).
+    pub(super) fn create_pod_user(&self) -> Result<(), Error> {
+        step(&format!("creating user {POD_USER}"));
+        let mut command = self.root_command("useradd");
+        command.args(POD_USER_ADD).arg(POD_USER);
+        run("useradd", command)
     }
 
     /// A command that runs as root.
@@ -304,7 +316,12 @@ pub(super) fn run_logged(step_name: &str, mut command: Command, log: &Path) -> R
 }
 
 /// What to install by hand on a system `kube-testbed build` cannot provision.
-fn other_system_help(reason: &str, missing_runtime: &[&str], cached: bool) -> String {
+fn other_system_help(
+    reason: &str,
+    missing_runtime: &[&str],
+    cached: bool,
+    pod_user_missing: bool,
+) -> String {
     let mut needed = Vec::new();
     if !cached {
         needed.push(format!(
@@ -319,8 +336,16 @@ fn other_system_help(reason: &str, missing_runtime: &[&str], cached: bool) -> St
             "openssh-server" => {
                 "OpenSSH's sshd at /usr/sbin/sshd (for the stand-in SSH servers)".to_owned()
             }
+            "iproute2" => "iproute2's ip (for pods' network namespaces)".to_owned(),
             other => other.to_owned(),
         });
+    }
+    if pod_user_missing {
+        let options = POD_USER_ADD.map(|option| if option == "*" { "'*'" } else { option });
+        needed.push(format!(
+            "a user {POD_USER} (useradd {} {POD_USER})",
+            options.join(" ")
+        ));
     }
     format!(
         "{reason}; `kube-testbed build` installs with apt-get on Debian {SUITE}. Install instead: {}",
@@ -359,6 +384,7 @@ mod tests {
             "this is not a Debian system",
             &["etcd-server", "openssh-server"],
             false,
+            true,
         );
         assert!(help.starts_with("this is not a Debian system; "), "{help}");
         for needed in [
@@ -366,13 +392,15 @@ mod tests {
             "KUBE_TESTBED_BIN_DIR",
             "etcd 3.4",
             "/usr/sbin/sshd",
+            "useradd --create-home --shell /bin/bash --password '*' kube-testbed-user",
         ] {
             assert!(help.contains(needed), "{help}");
         }
-        let cached = other_system_help("no apt-get", &["openssh-server"], true);
+        let cached = other_system_help("no apt-get", &["openssh-server"], true, false);
         assert!(
             !cached.contains("kube-apiserver") && cached.contains("sshd"),
             "{cached}"
         );
+        assert!(!cached.contains("useradd"), "{cached}");
     }
 }

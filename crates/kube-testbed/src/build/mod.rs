@@ -12,11 +12,12 @@ use crate::{
     paths::{self, BIN_DIR_ENV, Binaries},
 };
 
-/// Debian packages the testbed runs (not only builds with), with a file each installs: etcd, and
-/// the sshd of the stand-ins.
-const RUNTIME_PACKAGES: [(&str, &str); 2] = [
+/// Debian packages the testbed runs (not only builds with), with a file each installs: etcd, the
+/// sshd of the stand-ins, and `ip` (the loopback interface of pods' network namespaces).
+const RUNTIME_PACKAGES: [(&str, &str); 3] = [
     ("etcd-server", "/usr/bin/etcd"),
     ("openssh-server", "/usr/sbin/sshd"),
+    ("iproute2", "/sbin/ip"),
 ];
 
 /// Debian packages the build needs (REFERENCE §6 step 1; `make` and `dpkg-dev` for the source).
@@ -29,8 +30,9 @@ const BUILD_PACKAGES: [&str; 6] = [
     "dpkg-dev",
 ];
 
-/// Makes sure the control-plane binaries and the runtime packages are there, building what is
-/// missing. Returns the directory holding the binaries. Prints one line per step on stderr.
+/// Makes sure the control-plane binaries, the runtime packages and the pod user are there,
+/// building or creating what is missing. Returns the directory holding the binaries. Prints one
+/// line per step on stderr.
 pub fn build() -> Result<PathBuf, Error> {
     let bin_dir = paths::bin_dir();
     let from_env = std::env::var_os(BIN_DIR_ENV).is_some_and(|v| !v.is_empty());
@@ -44,8 +46,9 @@ pub fn build() -> Result<PathBuf, Error> {
         .filter(|(_, file)| !Path::new(file).exists())
         .map(|(package, _)| *package)
         .collect();
-    if !cached || !missing_runtime.is_empty() {
-        let system = debian::System::detect(&missing_runtime, cached)?;
+    let pod_user_missing = !pod_user_exists();
+    if !cached || !missing_runtime.is_empty() || pod_user_missing {
+        let system = debian::System::detect(&missing_runtime, cached, pod_user_missing)?;
         let mut wanted = missing_runtime;
         if !cached {
             wanted.extend(BUILD_PACKAGES);
@@ -59,6 +62,9 @@ pub fn build() -> Result<PathBuf, Error> {
                 missing.join(" ")
             ));
             system.install(&missing)?;
+        }
+        if pod_user_missing {
+            system.create_pod_user()?;
         }
         if !cached {
             kubernetes::build_into(&system, &bin_dir)?;
@@ -75,6 +81,11 @@ pub fn build() -> Result<PathBuf, Error> {
         bin_dir.display()
     ));
     Ok(bin_dir)
+}
+
+/// Whether the user pods' init processes run as exists.
+fn pod_user_exists() -> bool {
+    nix::unistd::User::from_name(crate::POD_USER).is_ok_and(|user| user.is_some())
 }
 
 fn step(message: &str) {

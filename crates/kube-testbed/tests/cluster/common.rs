@@ -103,6 +103,81 @@ macro_rules! simulated_only {
     };
 }
 
+/// Skips the rest of a test unless pods get namespaces of their own: a testbed whose kubelet runs
+/// as root (this process).
+#[macro_export]
+macro_rules! pod_namespaces_only {
+    ($cluster:expr) => {
+        $crate::simulated_only!($cluster);
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!(
+                "skipped: pods get namespaces of their own only when the kubelet runs as root"
+            );
+            return;
+        }
+    };
+}
+
+/// `kubectl port-forward` of `port` of pod `pod` to a free local port, until the process is
+/// dropped; returns it and the local port.
+pub async fn port_forward(
+    cluster: &TestCluster,
+    namespace: &str,
+    pod: &str,
+    port: u16,
+) -> (tokio::process::Child, u16) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut forward = tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(cluster.kubeconfig())
+        .args([
+            "port-forward",
+            "-n",
+            namespace,
+            &format!("pod/{pod}"),
+            &format!(":{port}"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kubectl runs");
+    let mut lines = BufReader::new(forward.stdout.take().expect("stdout is piped")).lines();
+    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("kubectl port-forward reports its port")
+        .expect("reading kubectl's output")
+        .expect("a line from kubectl port-forward");
+    // kubectl reports each connection on stdout: a closed pipe would kill it (SIGPIPE).
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    // "Forwarding from 127.0.0.1:PORT -> 13337"
+    let local = first
+        .split_once("127.0.0.1:")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected port-forward output: {first}"));
+    (forward, local)
+}
+
+/// The whole response to `GET path` on the local `port` (HTTP/1.1, `Connection: close`).
+pub async fn http_get(port: u16, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("the forwarded port accepts");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        stream.read_to_string(&mut response),
+    )
+    .await
+    .expect("an answer in time")
+    .unwrap();
+    response
+}
+
 /// `kubectl apply -f -` of `yaml` in `namespace`.
 pub async fn apply(cluster: &TestCluster, namespace: &str, yaml: &str) {
     use tokio::io::AsyncWriteExt;

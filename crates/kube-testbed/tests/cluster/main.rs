@@ -2,6 +2,7 @@
 //! own): a testbed, or the real cluster of `CLAUDE_SANDBOX_TEST_KUBECONFIG`.
 
 mod common;
+mod pod_environment;
 mod rbac;
 mod sandbox;
 mod workloads;

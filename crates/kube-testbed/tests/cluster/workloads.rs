@@ -3,12 +3,11 @@
 
 use std::time::Duration;
 
-use kube_testbed::TestCluster;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-
 use crate::common::{
-    apply, cluster, describe, jsonpath, kubectl, kubectl_ok, wait_condition, wait_for,
+    apply, cluster, describe, http_get, jsonpath, kubectl, kubectl_ok, port_forward,
+    wait_condition, wait_for,
 };
+use kube_testbed::TestCluster;
 
 /// A pod that behaves the same on the testbed (log script) and on a real cluster (busybox).
 const SHELL_POD: &str = r#"
@@ -173,43 +172,8 @@ spec:
     .await;
     wait_condition(cluster, &ns, "pod/ide", "Ready").await;
 
-    let mut forward = tokio::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(cluster.kubeconfig())
-        .args(["port-forward", "-n", &ns, "pod/ide", ":13337"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("kubectl runs");
-    let mut lines = BufReader::new(forward.stdout.take().expect("stdout is piped")).lines();
-    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-        .await
-        .expect("kubectl port-forward reports its port")
-        .expect("reading kubectl's output")
-        .expect("a line from kubectl port-forward");
-    // "Forwarding from 127.0.0.1:PORT -> 13337"
-    let port: u16 = first
-        .split_once("127.0.0.1:")
-        .and_then(|(_, rest)| rest.split_whitespace().next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected port-forward output: {first}"));
-
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("the forwarded port accepts");
-    stream
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut response = String::new();
-    tokio::time::timeout(
-        Duration::from_secs(20),
-        stream.read_to_string(&mut response),
-    )
-    .await
-    .expect("the stand-in answers")
-    .unwrap();
+    let (mut forward, port) = port_forward(cluster, &ns, "ide", 13337).await;
+    let response = http_get(port, "/healthz").await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.contains(r#"{"status":"alive"}"#), "{response}");
     forward.kill().await.unwrap();
