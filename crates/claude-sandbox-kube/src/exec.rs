@@ -1,8 +1,6 @@
 //! Running commands in a sandbox's devcontainer through the API server's exec (WebSocket), and
 //! reading how they ended.
 
-use claude_sandbox_core::layout;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use std::{
     io::ErrorKind,
     pin::Pin,
@@ -10,7 +8,9 @@ use std::{
     task::{Context, Poll},
 };
 
+use claude_sandbox_core::layout;
 use futures::channel::mpsc::Sender;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use kube::api::{AttachParams, AttachedProcess, TerminalSize};
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf, ReadHalf, SimplexStream, WriteHalf},
@@ -18,10 +18,10 @@ use tokio::{
 };
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
+use crate::{error::Error, sandbox_pod::SandboxPod};
+
 /// Where terminal sizes go.
 pub type TerminalSizeSender = Sender<TerminalSize>;
-
-use crate::{error::Error, sandbox_pod::SandboxPod};
 
 /// Per-stream buffer between the WebSocket and the caller; kube's default (1 KiB) makes bulk
 /// transfers (tunnels, `cp`) slow.

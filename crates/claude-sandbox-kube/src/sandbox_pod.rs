@@ -1,7 +1,7 @@
 //! The running pod behind a Sandbox: what exec, tunnels and copies talk to.
 
 use claude_sandbox_core::layout;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod};
 use kube::Api;
 
 use crate::{cluster::Cluster, error::Error, sandbox_ref::SandboxRef};
@@ -43,16 +43,8 @@ impl SandboxPod {
                     sandbox.name, cluster.namespace
                 ))
             })?;
-        let running = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.container_statuses.as_ref())
-            .into_iter()
-            .flatten()
-            .any(|c| {
-                c.name == layout::CONTAINER_NAME
-                    && c.state.as_ref().is_some_and(|s| s.running.is_some())
-            });
+        let running = devcontainer_status(&pod)
+            .is_some_and(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()));
         if !running {
             let phase = pod
                 .status
@@ -72,6 +64,33 @@ impl SandboxPod {
             name,
             pod,
         })
+    }
+
+    /// The devcontainer's container spec.
+    pub fn devcontainer(&self) -> Option<&Container> {
+        self.pod
+            .spec
+            .as_ref()?
+            .containers
+            .iter()
+            .find(|c| c.name == layout::CONTAINER_NAME)
+    }
+
+    /// The devcontainer's environment variables that come from a Secret key.
+    pub fn secret_env(&self) -> Vec<SecretEnv> {
+        self.devcontainer()
+            .and_then(|c| c.env.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|e| {
+                let r = e.value_from.as_ref()?.secret_key_ref.as_ref()?;
+                Some(SecretEnv {
+                    variable: e.name.clone(),
+                    secret: r.name.clone(),
+                    key: r.key.clone(),
+                })
+            })
+            .collect()
     }
 
     /// Why opening a stream (`pods/exec`, `pods/portforward`) failed: a missing permission, or
@@ -99,4 +118,22 @@ impl SandboxPod {
             .and_then(|s| s.runtime_class_name.as_deref());
         class.is_some() && class == claude_sandbox_core::Runtime::Gvisor.runtime_class()
     }
+}
+
+/// An environment variable taken from a Secret key (`valueFrom.secretKeyRef`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretEnv {
+    pub variable: String,
+    pub secret: String,
+    pub key: String,
+}
+
+/// The status of the devcontainer's container in `pod`.
+pub fn devcontainer_status(pod: &Pod) -> Option<&ContainerStatus> {
+    pod.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .iter()
+        .find(|c| c.name == layout::CONTAINER_NAME)
 }

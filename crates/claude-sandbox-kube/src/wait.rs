@@ -21,6 +21,7 @@ use crate::{
     cluster::Cluster,
     diagnosis,
     error::Error,
+    sandbox_pod::devcontainer_status,
     sandbox_ref::{SandboxRef, SandboxState},
 };
 
@@ -173,16 +174,9 @@ fn is_ready(pod: &Pod) -> bool {
 }
 
 fn container_started(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_ref())
-        .is_some_and(|statuses| {
-            statuses.iter().any(|c| {
-                c.name == CONTAINER_NAME
-                    && (c.state.as_ref().is_some_and(|s| s.running.is_some())
-                        || c.restart_count > 0)
-            })
-        })
+    devcontainer_status(pod).is_some_and(|c| {
+        c.state.as_ref().is_some_and(|s| s.running.is_some()) || c.restart_count > 0
+    })
 }
 
 /// A short line for where the pod is before its log speaks.

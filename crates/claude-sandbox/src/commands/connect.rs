@@ -80,14 +80,10 @@ async fn bind(port: u16) -> Result<TcpListener, Error> {
 /// Where code-server's password comes from, when it wants one: the Secret key, never the value.
 fn password_source(pod: &SandboxPod) -> String {
     let secret = pod
-        .pod
-        .spec
-        .iter()
-        .flat_map(|s| &s.containers)
-        .flat_map(|c| c.env.iter().flatten())
-        .find(|e| e.name == layout::env::CODE_SERVER_PASSWORD)
-        .and_then(|e| e.value_from.as_ref()?.secret_key_ref.as_ref())
-        .map(|r| r.name.clone());
+        .secret_env()
+        .into_iter()
+        .find(|e| e.variable == layout::env::CODE_SERVER_PASSWORD)
+        .map(|e| e.secret);
     match secret {
         Some(secret) => format!(
             "\nPassword: key {key} of Secret {secret} (kubectl get secret {secret} -o jsonpath='{{.data.{key}}}' | base64 -d)",

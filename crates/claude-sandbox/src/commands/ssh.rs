@@ -225,13 +225,16 @@ fn read_public_key(path: &Path) -> Result<String, Error> {
 fn home_dir() -> Result<PathBuf, Error> {
     std::env::var_os("HOME")
         .map(PathBuf::from)
-        .ok_or_else(|| ConfigError::Usage("HOME is not set".to_owned()).into())
+        .ok_or_else(no_home)
+}
+
+fn no_home() -> Error {
+    ConfigError::Usage("HOME is not set".to_owned()).into()
 }
 
 /// Our known_hosts file, its folder created.
 fn known_hosts_file() -> Result<PathBuf, Error> {
-    let path =
-        known_hosts::path().ok_or_else(|| ConfigError::Usage("HOME is not set".to_owned()))?;
+    let path = known_hosts::path().ok_or_else(no_home)?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }

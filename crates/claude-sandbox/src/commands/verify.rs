@@ -405,20 +405,8 @@ async fn ssh_answers(
 
 /// Every key of the sandbox Secret that the pod reads is set in the devcontainer's environment.
 async fn secrets_present(cluster: &Cluster, pod: &SandboxPod) -> Verdict {
-    // Environment variables the pod takes from a Secret key: (variable, Secret, key).
-    let refs: Vec<(String, String, String)> = pod
-        .pod
-        .spec
-        .iter()
-        .flat_map(|s| &s.containers)
-        .filter(|c| c.name == layout::CONTAINER_NAME)
-        .flat_map(|c| c.env.iter().flatten())
-        .filter_map(|e| {
-            let r = e.value_from.as_ref()?.secret_key_ref.as_ref()?;
-            Some((e.name.clone(), r.name.clone(), r.key.clone()))
-        })
-        .collect();
-    let secrets: BTreeSet<&String> = refs.iter().map(|(_, secret, _)| secret).collect();
+    let refs = pod.secret_env();
+    let secrets: BTreeSet<&String> = refs.iter().map(|r| &r.secret).collect();
     let api: Api<Secret> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
     let mut expected = Vec::new();
     for secret in secrets {
@@ -432,8 +420,8 @@ async fn secrets_present(cluster: &Cluster, pod: &SandboxPod) -> Verdict {
                     .collect();
                 expected.extend(
                     refs.iter()
-                        .filter(|(_, s, key)| s == secret && keys.contains(key))
-                        .map(|(var, _, _)| var.clone()),
+                        .filter(|r| &r.secret == secret && keys.contains(&r.key))
+                        .map(|r| r.variable.clone()),
                 );
             }
             Ok(None) => {}
@@ -469,11 +457,11 @@ async fn secrets_present(cluster: &Cluster, pod: &SandboxPod) -> Verdict {
 /// The Vault CA files are in place when their Secret or ConfigMap exists.
 async fn certificates_present(cluster: &Cluster, pod: &SandboxPod) -> Verdict {
     let spec = pod.pod.spec.as_ref();
-    let mounts: Vec<(String, String)> = spec
-        .iter()
-        .flat_map(|s| &s.containers)
-        .filter(|c| c.name == layout::CONTAINER_NAME)
-        .flat_map(|c| c.volume_mounts.iter().flatten())
+    let mounts: Vec<(String, String)> = pod
+        .devcontainer()
+        .and_then(|c| c.volume_mounts.as_ref())
+        .into_iter()
+        .flatten()
         .filter_map(|m| {
             let file = match m.mount_path.as_str() {
                 layout::VAULT_CA_DIR => layout::VAULT_CA_FILE,
