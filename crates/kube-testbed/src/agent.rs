@@ -1,4 +1,5 @@
-//! The simulated parts of a testbed, run together: the fake kubelet (with the Node pointing at it),
+//! The simulated parts of a testbed, run together: the fake kubelet (with the Node pointing at it;
+//! not on a real node),
 //! the simulated agent-sandbox controller and the volume provisioner. In process for the library;
 //! in the detached `kube-testbed agent` process for the CLI.
 
@@ -7,25 +8,37 @@ use std::path::PathBuf;
 use kube::Client;
 use kube_testbed_kubelet::{Kubelet, KubeletConfig};
 
-use crate::{error::Error, layout::Layout, node, provisioner};
+use crate::{error::Error, layout::Layout, node, options::NodeKind, provisioner};
 
 /// The kubelet is bound and the Node registered; [`Agent::run`] does the rest.
 pub(crate) struct Agent {
     client: Client,
-    kubelet: Kubelet,
+    /// The fake kubelet; `None` on a real node, whose kubelet is a process of its own.
+    kubelet: Option<Kubelet>,
     volumes: PathBuf,
 }
 
 impl Agent {
-    /// Binds the kubelet's API and registers the Node with its port.
-    pub async fn start(client: Client, layout: &Layout, stand_ins: bool) -> Result<Self, Error> {
-        let config = KubeletConfig {
-            node_name: node::NODE_NAME.to_owned(),
-            pods_dir: layout.pods(),
-            stand_ins,
+    /// Binds the fake kubelet's API and registers the Node with its port (on a simulated node).
+    pub async fn start(
+        client: Client,
+        layout: &Layout,
+        stand_ins: bool,
+        node_kind: NodeKind,
+    ) -> Result<Self, Error> {
+        let kubelet = match node_kind {
+            NodeKind::Simulated => {
+                let config = KubeletConfig {
+                    node_name: node::NODE_NAME.to_owned(),
+                    pods_dir: layout.pods(),
+                    stand_ins,
+                };
+                let kubelet = Kubelet::bind(config, client.clone()).await?;
+                node::register(&client, kubelet.port()).await?;
+                Some(kubelet)
+            }
+            NodeKind::Real => None,
         };
-        let kubelet = Kubelet::bind(config, client.clone()).await?;
-        node::register(&client, kubelet.port()).await?;
         Ok(Self {
             client,
             kubelet,
@@ -40,8 +53,14 @@ impl Agent {
             kubelet,
             volumes,
         } = self;
+        let kubelet = async {
+            match kubelet {
+                Some(kubelet) => kubelet.run().await.map_err(Error::from),
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            result = kubelet.run() => result.map_err(Error::from),
+            result = kubelet => result,
             result = kube_testbed_controller::run(client.clone()) => result.map_err(Error::from),
             result = provisioner::run(client, volumes) => result,
         }

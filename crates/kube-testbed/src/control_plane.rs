@@ -11,6 +11,7 @@ use crate::{
     error::Error,
     kubeconfig::{self, ClusterAccess},
     layout::Layout,
+    options::NodeKind,
     paths::Binaries,
     pki::Pki,
     process::{self, Mode, Process},
@@ -20,9 +21,24 @@ use crate::{
 /// (No traffic goes to service IPs: there is no kube-proxy.)
 const SERVICE_CLUSTER_IP_RANGE: &str = "127.2.0.0/16";
 
-/// Controllers that need a cloud, real nodes or a network plugin are off; the node lifecycle
-/// controller would mark the fake node unreachable.
-const CONTROLLERS: &str = "*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-route,-service";
+/// Controllers that need a cloud or a network plugin are off.
+const CONTROLLERS: &str = "*,-nodeipam,-cloud-node-lifecycle,-route,-service";
+
+/// The controllers for a node kind: the node lifecycle controller would mark the fake node
+/// unreachable (it posts no heartbeats), while a real kubelet needs it to lift the `not-ready`
+/// taint once the node is Ready, as on any cluster.
+fn controllers(node: NodeKind) -> String {
+    match node {
+        NodeKind::Real => CONTROLLERS.to_owned(),
+        NodeKind::Simulated => format!("{CONTROLLERS},-nodelifecycle"),
+    }
+}
+
+/// The API server's bearer tokens.
+struct Tokens<'a> {
+    admin: &'a str,
+    node: &'a str,
+}
 
 /// Tries at starting on free ports (see [`ControlPlane::start`]).
 const PORT_ATTEMPTS: u32 = 3;
@@ -39,6 +55,7 @@ pub(crate) struct ControlPlane {
     layout: Layout,
     binaries: Binaries,
     mode: Mode,
+    node: NodeKind,
     apiserver_args: Vec<String>,
     /// etcd, kube-apiserver, kube-controller-manager, kube-scheduler, while running.
     processes: Vec<Process>,
@@ -50,17 +67,30 @@ impl ControlPlane {
     /// Generates the PKI and admin kubeconfig, starts etcd and the API server, waits until the API
     /// server is ready, then starts the controller manager and the scheduler. A port taken between
     /// choosing it and binding it (by a testbed starting beside this one) means another try.
-    pub async fn start(layout: &Layout, binaries: Binaries, mode: Mode) -> Result<Self, Error> {
+    pub async fn start(
+        layout: &Layout,
+        binaries: Binaries,
+        mode: Mode,
+        node: NodeKind,
+    ) -> Result<Self, Error> {
         let pki = Pki::generate(&layout.pki())?;
         let token = kubeconfig::random_token()?;
+        let node_token = kubeconfig::random_token()?;
+        let node_user = format!("system:node:{}", crate::node::NODE_NAME);
         std::fs::write(
             layout.tokens(),
-            format!("{token},admin,admin,system:masters\n"),
+            format!(
+                "{token},admin,admin,system:masters\n{node_token},{node_user},{node_user},system:nodes\n"
+            ),
         )
         .map_err(Error::io("writing", layout.tokens()))?;
+        let tokens = Tokens {
+            admin: &token,
+            node: &node_token,
+        };
         let mut attempt = 1;
         loop {
-            match Self::start_on_free_ports(layout, &binaries, mode, &pki, &token).await {
+            match Self::start_on_free_ports(layout, &binaries, mode, node, &pki, &tokens).await {
                 Err(error) if attempt < PORT_ATTEMPTS && is_port_clash(&error) => {
                     tracing::debug!(%error, "port clash: starting again on other ports");
                     attempt += 1;
@@ -77,8 +107,9 @@ impl ControlPlane {
         layout: &Layout,
         binaries: &Binaries,
         mode: Mode,
+        node: NodeKind,
         pki: &Pki,
-        token: &str,
+        tokens: &Tokens<'_>,
     ) -> Result<Self, Error> {
         let apiserver_port = free_port()?;
         let access = ClusterAccess {
@@ -86,7 +117,13 @@ impl ControlPlane {
             ca_pem: Some(pki.ca_pem.clone()),
             insecure: false,
         };
-        access.write_kubeconfig(&layout.kubeconfig(), "admin", token)?;
+        access.write_kubeconfig(&layout.kubeconfig(), "admin", tokens.admin)?;
+        // A real node's kubelet authenticates as its node (the Node authorizer's user).
+        access.write_kubeconfig(
+            &layout.kubelet_kubeconfig(),
+            &format!("system:node:{}", crate::node::NODE_NAME),
+            tokens.node,
+        )?;
         let config = kubeconfig::load(&layout.kubeconfig()).await?;
         let etcd_port = free_port()?;
         let etcd_peer_port = free_port()?;
@@ -95,6 +132,7 @@ impl ControlPlane {
             apiserver_args: apiserver_args(layout, pki, apiserver_port, etcd_port),
             binaries: binaries.clone(),
             mode,
+            node,
             processes: Vec::new(),
             config,
         };
@@ -131,7 +169,7 @@ impl ControlPlane {
             &controller_manager,
             &[
                 format!("--kubeconfig={kubeconfig}"),
-                format!("--controllers={CONTROLLERS}"),
+                format!("--controllers={}", controllers(self.node)),
                 format!(
                     "--service-account-private-key-file={}",
                     pki.service_account_key.display()
@@ -301,7 +339,13 @@ fn apiserver_args(layout: &Layout, pki: &Pki, port: u16, etcd_port: u16) -> Vec<
         format!("--tls-cert-file={}", path(&pki.serving_cert)),
         format!("--tls-private-key-file={}", path(&pki.serving_key)),
         format!("--token-auth-file={}", layout.tokens().display()),
-        "--authorization-mode=RBAC".to_owned(),
+        // Node: the kubelet of a real node (user `system:node:<name>`) gets exactly its rights.
+        "--authorization-mode=Node,RBAC".to_owned(),
+        format!(
+            "--kubelet-client-certificate={}",
+            path(&pki.kubelet_client_cert)
+        ),
+        format!("--kubelet-client-key={}", path(&pki.kubelet_client_key)),
         "--allow-privileged=true".to_owned(),
         format!(
             "--service-account-key-file={}",

@@ -12,14 +12,16 @@ use kube::{Api, Client};
 
 use crate::{
     agent::Agent,
+    build::TestImages,
     control_plane::ControlPlane,
     error::Error,
     kubeconfig,
     layout::Layout,
     node::NODE_NAME,
-    options::TestbedOptions,
+    options::{NodeKind, TestbedOptions},
     paths::{self, Binaries},
     process::{self, Mode, PROCESS_NAMES, Process},
+    real_node::{NodeStart, RealNode},
     testbed::{install_cluster_objects, remove_paths},
 };
 
@@ -47,8 +49,44 @@ pub async fn start(options: &TestbedOptions, agent_program: &Path) -> Result<Pat
     // Whatever a crashed earlier run left.
     remove_paths(&layout.entries());
     let binaries = Binaries::find(&options.bin_dir.clone().unwrap_or_else(paths::bin_dir))?;
-    let mut control_plane = ControlPlane::start(&layout, binaries, Mode::Detached).await?;
-    if let Err(error) = start_simulation(&layout, &control_plane, options, agent_program).await {
+    let images = match options.node {
+        NodeKind::Real => Some(TestImages::find()?),
+        NodeKind::Simulated => None,
+    };
+    let mut control_plane =
+        ControlPlane::start(&layout, binaries.clone(), Mode::Detached, options.node).await?;
+    let started = async {
+        let node = match &images {
+            Some(images) => Some(
+                RealNode::start(
+                    &kubeconfig::client(control_plane.config())?,
+                    NodeStart {
+                        layout: &layout,
+                        binaries: &binaries,
+                        images,
+                        git_repo: &options.git_repo_or_current()?,
+                        mode: Mode::Detached,
+                    },
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let placeholder = node.as_ref().map(|n| n.env().tools_image.clone());
+        let started = start_simulation(
+            &layout,
+            &control_plane,
+            options,
+            agent_program,
+            placeholder.as_deref(),
+        )
+        .await;
+        if let (Err(_), Some(node)) = (&started, &node) {
+            node.stop();
+        }
+        started
+    };
+    if let Err(error) = started.await {
         control_plane.stop();
         process::stop_all(&layout);
         // The logs stay, to tell what went wrong; `stop` removes them.
@@ -70,9 +108,10 @@ async fn start_simulation(
     control_plane: &ControlPlane,
     options: &TestbedOptions,
     agent_program: &Path,
+    placeholder_image: Option<&str>,
 ) -> Result<(), Error> {
     let client = kubeconfig::client(control_plane.config())?;
-    let controller = install_cluster_objects(&client, options).await?;
+    let controller = install_cluster_objects(&client, options, placeholder_image).await?;
     let mut args = vec![
         "agent".to_owned(),
         "--dir".to_owned(),
@@ -80,6 +119,9 @@ async fn start_simulation(
     ];
     if options.stand_ins {
         args.push("--stand-ins".to_owned());
+    }
+    if options.node == NodeKind::Real {
+        args.push("--real-node".to_owned());
     }
     let mut agent = Process::spawn(layout, process::AGENT, agent_program, &args, Mode::Detached)?;
     wait_for_node(&client, &mut agent).await?;
@@ -132,6 +174,7 @@ pub fn stop(dir: &Path) -> Result<Vec<String>, Error> {
             layout.dir().display()
         )));
     }
+    RealNode::stop_in(&layout);
     let stopped = process::stop_all(&layout);
     remove_paths(&layout.entries());
     // Only succeeds when empty: a directory holding anything else is the user's.
@@ -141,11 +184,11 @@ pub fn stop(dir: &Path) -> Result<Vec<String>, Error> {
 
 /// `kube-testbed agent`: the kubelet, controller and provisioner of the testbed in `dir`, until
 /// TERM or INT.
-pub async fn run_agent(dir: &Path, stand_ins: bool) -> Result<(), Error> {
+pub async fn run_agent(dir: &Path, stand_ins: bool, node_kind: NodeKind) -> Result<(), Error> {
     use tokio::signal::unix::{SignalKind, signal};
     let layout = Layout::new(dir);
     let config = kubeconfig::load(&layout.kubeconfig()).await?;
-    let agent = Agent::start(kubeconfig::client(&config)?, &layout, stand_ins).await?;
+    let agent = Agent::start(kubeconfig::client(&config)?, &layout, stand_ins, node_kind).await?;
     let mut terminate =
         signal(SignalKind::terminate()).map_err(Error::io("handling signals in", layout.dir()))?;
     let mut interrupt =

@@ -11,6 +11,13 @@ pub enum Error {
     )]
     BinariesMissing { dir: PathBuf },
 
+    /// The test images of the current recipes are not all in the cache's registry folder.
+    #[error(
+        "the test images {missing} are not in {}: run `kube-testbed build`",
+        root.display()
+    )]
+    ImagesMissing { root: PathBuf, missing: String },
+
     /// A program the testbed runs is not installed.
     #[error("{program} is not installed: {hint}")]
     ProgramMissing { program: String, hint: String },

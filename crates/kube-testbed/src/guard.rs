@@ -2,7 +2,12 @@
 //! `static` and is never dropped, and a test process may be killed: the guard — a small shell
 //! process reading a pipe whose only writer is us — sees end-of-file when we are gone, however we
 //! went, then stops the testbed's processes (pid files whose command line names the directory,
-//! TERM then KILL) and removes what the testbed wrote.
+//! TERM then KILL), then what a real node leaves running — containerd's shims (their command line
+//! names the directory) and the processes of the node's cgroup — detaches every mount below the
+//! directory (container root filesystems, volumes: removing through them would delete what they
+//! show), removes what the testbed wrote, and the node's bridge, cgroup, CNI leases and record.
+//! (A guard killed too leaves those to the next real node's start, which sweeps what dead testbeds
+//! recorded.)
 
 use std::{
     io::ErrorKind,
@@ -13,10 +18,11 @@ use std::{
 
 use crate::{error::Error, layout::Layout};
 
-/// `$1`: the testbed directory; further arguments: paths to remove afterwards.
+/// `$1`: the testbed directory; `$2`–`$5`: a real node's cgroup, bridge, CNI lease folder and
+/// record (which may not exist); further arguments: paths to remove afterwards.
 const SCRIPT: &str = r#"
 while read -r _; do :; done
-dir=$1; shift
+dir=$1; cgroup=$2; bridge=$3; leases=$4; record=$5; shift 5
 ours() { tr '\0' '\n' < "/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$dir"; }
 pids=
 for f in $(find "$dir" -path "$dir/etcd" -prune -o -name '*.pid' -print 2>/dev/null); do
@@ -30,7 +36,23 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 for pid in $pids; do ours "$pid" && kill -KILL "$pid" 2>/dev/null; done
+for p in /proc/[0-9]*; do
+  pid=${p#/proc/}
+  [ "$pid" != $$ ] && tr '\0' '\n' < "$p/cmdline" 2>/dev/null | grep -q containerd-shim && ours "$pid" && kill -KILL "$pid" 2>/dev/null
+done
+for _ in 1 2 3; do
+  for f in /sys/fs/cgroup/*/"$cgroup"; do
+    [ -d "$f" ] && find "$f" -name cgroup.procs -exec cat {} + 2>/dev/null | xargs -r kill -KILL 2>/dev/null
+  done
+  sleep 0.2
+done
+grep -F " $dir/" /proc/self/mountinfo | cut -d' ' -f5 | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
 [ $# -gt 0 ] && rm -rf -- "$@"
+if [ -e "$record" ]; then
+  ip link del "$bridge" 2>/dev/null
+  for f in /sys/fs/cgroup/*/"$cgroup"; do [ -d "$f" ] && find "$f" -depth -type d -exec rmdir {} + 2>/dev/null; done
+  rm -rf -- "$leases" "$record"
+fi
 exit 0
 "#;
 
@@ -49,6 +71,7 @@ impl Guard {
             .arg(SCRIPT)
             .arg("kube-testbed-guard")
             .arg(layout.dir())
+            .args(crate::real_node::record::Record::names_of(layout))
             .args(remove)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())

@@ -61,6 +61,22 @@ impl Layout {
         self.dir.join("volumes")
     }
 
+    /// The kubelet's kubeconfig (a token of user `system:node:<node>`).
+    pub fn kubelet_kubeconfig(&self) -> PathBuf {
+        self.pki().join("kubelet.kubeconfig")
+    }
+
+    /// A real node's files: containerd's, the kubelet's, the registry's and git server's
+    /// configuration, the CNI configuration.
+    pub fn node(&self) -> PathBuf {
+        self.dir.join("node")
+    }
+
+    /// What a shell or a test sources to use the testbed's images and git server.
+    pub fn env_file(&self) -> PathBuf {
+        self.dir.join("testbed.env")
+    }
+
     /// Kubeconfigs of users made by `create_user`.
     pub fn users(&self) -> PathBuf {
         self.dir.join("users")
@@ -77,6 +93,8 @@ impl Layout {
             self.pods(),
             self.volumes(),
             self.users(),
+            self.node(),
+            self.env_file(),
         ];
         entries.extend(
             crate::process::PROCESS_NAMES

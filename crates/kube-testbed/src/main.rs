@@ -4,12 +4,12 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
-use kube_testbed::{Error, TestbedOptions, build, detached, paths};
+use kube_testbed::{Error, NodeKind, TestbedOptions, build, detached, paths};
 
 #[derive(Parser)]
 #[command(
     version,
-    about = "A real Kubernetes 1.20 control plane with a simulated kubelet and agent-sandbox controller, for tests"
+    about = "A real Kubernetes 1.20 control plane with a simulated or real node and a simulated agent-sandbox controller, for tests"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -18,8 +18,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Builds kube-apiserver, kube-controller-manager and kube-scheduler 1.20.2 from Debian's source
-    /// and installs etcd and sshd (Debian packages, through apt-get); reuses what is there.
+    /// Builds kube-apiserver, kube-controller-manager, kube-scheduler and the kubelet 1.20.2 (and a
+    /// static pause) from Debian's source, installs the Debian packages a testbed runs (etcd,
+    /// containerd, runc, runsc, CNI plugins, docker-registry…) and builds the test images; reuses
+    /// what is there.
     Build,
     /// Starts a testbed in DIR, waits until it is ready, prints its kubeconfig path and returns,
     /// leaving it running.
@@ -45,6 +47,15 @@ enum Command {
         /// /healthz), a real sshd for 2222, a stub `claude` on the exec PATH.
         #[arg(long)]
         stand_ins: bool,
+        /// The node: `simulated` (the fake kubelet, pods as processes on this machine) or `real`
+        /// (kubelet, containerd, runc and gVisor, with the images of `kube-testbed build`, a
+        /// registry and a git server; needs root). Writes DIR/testbed.env for a real node.
+        #[arg(long, value_enum, default_value = "simulated")]
+        node: NodeKind,
+        /// The git repository a real node's git server serves (read-only, its working tree as
+        /// it is now). Default: the repository of the current directory.
+        #[arg(long)]
+        git_repo: Option<PathBuf>,
     },
     /// Stops the testbed in DIR (exactly the processes of its pid files) and removes its files.
     Stop {
@@ -59,6 +70,8 @@ enum Command {
         dir: PathBuf,
         #[arg(long)]
         stand_ins: bool,
+        #[arg(long)]
+        real_node: bool,
     },
 }
 
@@ -94,8 +107,14 @@ fn run(command: Command) -> Result<(), Error> {
             controller_manifest,
             no_controller,
             stand_ins,
+            node,
+            git_repo,
         } => {
-            let mut options = TestbedOptions::default().dir(&dir).stand_ins(stand_ins);
+            let mut options = TestbedOptions::default()
+                .dir(&dir)
+                .stand_ins(stand_ins)
+                .node(node);
+            options.git_repo = git_repo;
             options.crds = crds.or(options.crds);
             options.controller_manifest = controller_manifest.or(options.controller_manifest);
             if no_controller {
@@ -126,6 +145,12 @@ fn run(command: Command) -> Result<(), Error> {
                 kubeconfig.display(),
                 dir.display()
             );
+            if node == NodeKind::Real {
+                eprintln!(
+                    "kube-testbed: images, registry and git server: `. {}`",
+                    dir.join("testbed.env").display()
+                );
+            }
             println!("{}", kubeconfig.display());
             Ok(())
         }
@@ -141,8 +166,17 @@ fn run(command: Command) -> Result<(), Error> {
             );
             Ok(())
         }
-        Command::Agent { dir, stand_ins } => {
-            runtime()?.block_on(detached::run_agent(&dir, stand_ins))
+        Command::Agent {
+            dir,
+            stand_ins,
+            real_node,
+        } => {
+            let node = if real_node {
+                NodeKind::Real
+            } else {
+                NodeKind::Simulated
+            };
+            runtime()?.block_on(detached::run_agent(&dir, stand_ins, node))
         }
     }
 }

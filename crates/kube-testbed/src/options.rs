@@ -4,6 +4,16 @@ use std::path::PathBuf;
 
 use crate::{error::Error, paths};
 
+/// Which node runs the pods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum NodeKind {
+    /// The simulated kubelet of `kube-testbed-kubelet`: pods are processes on this machine.
+    #[default]
+    Simulated,
+    /// A real kubelet with containerd, runc and gVisor's runsc, images from the testbed's registry.
+    Real,
+}
+
 /// Options of [`Testbed::start_with`](crate::Testbed::start_with) and `kube-testbed start`.
 #[derive(Debug, Clone)]
 pub struct TestbedOptions {
@@ -20,6 +30,28 @@ pub struct TestbedOptions {
     /// Stand-in services for every pod: code-server's `/healthz` on container port 13337, a real
     /// sshd on 2222, a stub `claude` on the exec `PATH`.
     pub stand_ins: bool,
+    /// The node kind.
+    pub node: NodeKind,
+    /// The git repository a real node's git server serves (read-only, at its checked-out commit
+    /// with uncommitted changes); `None`: the repository of the current directory.
+    pub git_repo: Option<PathBuf>,
+}
+
+/// Environment variable choosing the node kind of testbeds that tests start: `real` or
+/// `simulated` (the default).
+pub const NODE_ENV: &str = "KUBE_TESTBED_NODE";
+
+impl NodeKind {
+    /// The kind [`NODE_ENV`] names; an error for another value.
+    pub fn from_env() -> Result<Self, Error> {
+        match std::env::var(NODE_ENV).as_deref() {
+            Err(_) | Ok("") | Ok("simulated") => Ok(Self::Simulated),
+            Ok("real") => Ok(Self::Real),
+            Ok(other) => Err(Error::State(format!(
+                "{NODE_ENV}={other:?}: use `real` or `simulated`"
+            ))),
+        }
+    }
 }
 
 impl Default for TestbedOptions {
@@ -31,6 +63,8 @@ impl Default for TestbedOptions {
             crds: Some(paths::default_crds_dir()),
             controller_manifest: Some(paths::default_controller_manifest()),
             stand_ins: false,
+            node: NodeKind::Simulated,
+            git_repo: None,
         }
     }
 }
@@ -64,6 +98,16 @@ impl TestbedOptions {
         self
     }
 
+    pub fn node(mut self, node: NodeKind) -> Self {
+        self.node = node;
+        self
+    }
+
+    pub fn git_repo(mut self, repo: impl Into<PathBuf>) -> Self {
+        self.git_repo = Some(repo.into());
+        self
+    }
+
     pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.dir = Some(dir.into());
         self
@@ -72,6 +116,15 @@ impl TestbedOptions {
     pub fn bin_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.bin_dir = Some(dir.into());
         self
+    }
+
+    /// The repository the git server serves: `git_repo`, else the current directory (whose
+    /// repository the snapshot finds).
+    pub(crate) fn git_repo_or_current(&self) -> Result<PathBuf, Error> {
+        match &self.git_repo {
+            Some(repo) => Ok(repo.clone()),
+            None => std::env::current_dir().map_err(Error::io("reading", ".")),
+        }
     }
 
     /// A controller without CRDs cannot work: the manifest is only applied with CRDs.

@@ -8,12 +8,18 @@ use crate::error::Error;
 /// The Kubernetes version the control plane is built from (Debian bookworm's source package).
 pub const KUBERNETES_VERSION: &str = "1.20.2";
 
-/// The control-plane programs built from source.
-pub const CONTROL_PLANE_PROGRAMS: [&str; 3] = [
+/// The programs built from the Kubernetes source in one `make` (the kubelet shares most of its
+/// compiled packages with the control plane, so one build is much faster than two).
+pub const KUBERNETES_PROGRAMS: [&str; 4] = [
     "kube-apiserver",
     "kube-controller-manager",
     "kube-scheduler",
+    "kubelet",
 ];
+
+/// The pod sandbox's `pause` program, compiled statically from the same source tree
+/// (`build/pause/linux/pause.c`).
+pub const PAUSE_PROGRAM: &str = "pause";
 
 /// Environment variable naming a directory with already-built control-plane binaries.
 pub const BIN_DIR_ENV: &str = "KUBE_TESTBED_BIN_DIR";
@@ -53,6 +59,8 @@ pub struct Binaries {
     pub kube_apiserver: PathBuf,
     pub kube_controller_manager: PathBuf,
     pub kube_scheduler: PathBuf,
+    pub kubelet: PathBuf,
+    pub pause: PathBuf,
 }
 
 impl Binaries {
@@ -64,13 +72,16 @@ impl Binaries {
             kube_apiserver: dir.join("kube-apiserver"),
             kube_controller_manager: dir.join("kube-controller-manager"),
             kube_scheduler: dir.join("kube-scheduler"),
+            kubelet: dir.join("kubelet"),
+            pause: dir.join(PAUSE_PROGRAM),
         })
     }
 
-    /// Checks that `dir` holds the three programs built from the Kubernetes source.
+    /// Checks that `dir` holds the programs built from the Kubernetes source.
     pub fn find_control_plane(dir: &Path) -> Result<(), Error> {
-        if CONTROL_PLANE_PROGRAMS
+        if KUBERNETES_PROGRAMS
             .iter()
+            .chain([&PAUSE_PROGRAM])
             .all(|p| is_executable(&dir.join(p)))
         {
             Ok(())

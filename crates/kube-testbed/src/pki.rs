@@ -16,6 +16,10 @@ pub(crate) struct Pki {
     pub serving_key: PathBuf,
     pub service_account_key: PathBuf,
     pub service_account_pub: PathBuf,
+    /// The API server's client certificate towards kubelets (in `system:masters`, so a real
+    /// kubelet's webhook authorization lets it exec, port-forward and read logs).
+    pub kubelet_client_cert: PathBuf,
+    pub kubelet_client_key: PathBuf,
     /// The CA certificate (PEM), for kubeconfigs.
     pub ca_pem: String,
 }
@@ -52,6 +56,16 @@ impl Pki {
 
         let service_account = KeyPair::generate()?;
 
+        let kubelet_client_key = KeyPair::generate()?;
+        let mut kubelet_client_params = CertificateParams::default();
+        kubelet_client_params
+            .distinguished_name
+            .push(DnType::CommonName, "kube-apiserver-kubelet-client");
+        kubelet_client_params
+            .distinguished_name
+            .push(DnType::OrganizationName, "system:masters");
+        let kubelet_client_cert = kubelet_client_params.signed_by(&kubelet_client_key, &ca)?;
+
         let ca_pem = ca_cert.pem();
         write(&pki.ca_cert, &ca_pem)?;
         write(&pki.serving_cert, &serving_cert.pem())?;
@@ -59,16 +73,21 @@ impl Pki {
         write(&pki.service_account_key, &service_account.serialize_pem())?;
         // The public half separately: 1.20 reads EC public keys from PKIX PEM, not from PKCS#8.
         write(&pki.service_account_pub, &service_account.public_key_pem())?;
+        write(&pki.kubelet_client_cert, &kubelet_client_cert.pem())?;
+        write(&pki.kubelet_client_key, &kubelet_client_key.serialize_pem())?;
         Ok(Self { ca_pem, ..pki })
     }
 
-    fn paths(dir: &Path) -> Self {
+    /// The files' paths in `dir`.
+    pub(crate) fn paths(dir: &Path) -> Self {
         Self {
             ca_cert: dir.join("ca.crt"),
             serving_cert: dir.join("apiserver.crt"),
             serving_key: dir.join("apiserver.key"),
             service_account_key: dir.join("service-account.key"),
             service_account_pub: dir.join("service-account.pub"),
+            kubelet_client_cert: dir.join("apiserver-kubelet-client.crt"),
+            kubelet_client_key: dir.join("apiserver-kubelet-client.key"),
             ca_pem: String::new(),
         }
     }

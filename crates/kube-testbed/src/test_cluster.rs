@@ -16,7 +16,8 @@ use crate::{
     bootstrap,
     error::Error,
     kubeconfig::{self, ClusterAccess},
-    options::TestbedOptions,
+    options::{NodeKind, TestbedOptions},
+    real_node::NodeEnv,
     testbed::Testbed,
     users,
 };
@@ -43,9 +44,13 @@ enum Backing {
 }
 
 impl TestCluster {
-    /// The real cluster of `CLAUDE_SANDBOX_TEST_KUBECONFIG`, else a new testbed with stand-ins.
+    /// The real cluster of `CLAUDE_SANDBOX_TEST_KUBECONFIG`, else a new testbed with stand-ins, on
+    /// the node kind `KUBE_TESTBED_NODE` names (simulated by default).
     pub async fn from_env_or_start() -> Result<Self, Error> {
-        Self::from_env_or_start_with(TestbedOptions::default().stand_ins(true)).await
+        let options = TestbedOptions::default()
+            .stand_ins(true)
+            .node(NodeKind::from_env()?);
+        Self::from_env_or_start_with(options).await
     }
 
     /// Like [`from_env_or_start`](Self::from_env_or_start), starting a testbed with `options`.
@@ -87,6 +92,11 @@ impl TestCluster {
             Backing::Testbed(testbed) => Some(testbed),
             Backing::Real { .. } => None,
         }
+    }
+
+    /// The testbed's real node (images, registry, git server), if it has one.
+    pub fn node_env(&self) -> Option<&NodeEnv> {
+        self.testbed().and_then(Testbed::node_env)
     }
 
     /// An admin kubeconfig.

@@ -17,15 +17,17 @@ use crate::{
     agent_sandbox::{self, Workload},
     behaviours::{self, BehaviourRule},
     bootstrap,
+    build::TestImages,
     control_plane::ControlPlane,
     error::Error,
     guard::Guard,
     kubeconfig::{self, ClusterAccess},
     kubelet_api,
     layout::Layout,
-    options::TestbedOptions,
+    options::{NodeKind, TestbedOptions},
     paths::{self, Binaries},
     process::{self, Mode},
+    real_node::{NodeEnv, NodeStart, RealNode},
     users,
 };
 
@@ -43,6 +45,8 @@ pub struct Testbed {
     /// Runs the kubelet, controller and provisioner: a runtime of the testbed's own, so that a
     /// testbed shared by tests outlives each test's runtime.
     runtime: Option<Runtime>,
+    /// The real node, when asked for.
+    node: Option<RealNode>,
     guard: Option<Guard>,
 }
 
@@ -65,6 +69,10 @@ impl Testbed {
     pub async fn start_with(options: TestbedOptions) -> Result<Self, Error> {
         options.check_paths()?;
         let binaries = Binaries::find(&options.bin_dir.clone().unwrap_or_else(paths::bin_dir))?;
+        let images = match options.node {
+            NodeKind::Real => Some(TestImages::find()?),
+            NodeKind::Simulated => None,
+        };
         let (layout, temp_dir) = match &options.dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
@@ -87,7 +95,14 @@ impl Testbed {
             layout.to_remove(temp_dir.is_some())
         };
         let guard = Guard::start(&layout, &remove)?;
-        let control_plane = match ControlPlane::start(&layout, binaries, Mode::Attached).await {
+        let control_plane = match ControlPlane::start(
+            &layout,
+            binaries.clone(),
+            Mode::Attached,
+            options.node,
+        )
+        .await
+        {
             Ok(control_plane) => control_plane,
             Err(error) => {
                 guard.release();
@@ -102,15 +117,32 @@ impl Testbed {
             control_plane: tokio::sync::Mutex::new(control_plane),
             config,
             runtime: None,
+            node: None,
             guard: Some(guard),
         };
+        if let Some(images) = &images {
+            let git_repo = options.git_repo_or_current()?;
+            let node = RealNode::start(
+                &testbed.client()?,
+                NodeStart {
+                    layout: &testbed.layout,
+                    binaries: &binaries,
+                    images,
+                    git_repo: &git_repo,
+                    mode: Mode::Attached,
+                },
+            )
+            .await?;
+            testbed.node = Some(node);
+        }
         testbed.start_simulation(&options).await?;
         Ok(testbed)
     }
 
     async fn start_simulation(&mut self, options: &TestbedOptions) -> Result<(), Error> {
         let client = self.client()?;
-        let controller = install_cluster_objects(&client, options).await?;
+        let placeholder = self.node.as_ref().map(|n| n.env().tools_image.clone());
+        let controller = install_cluster_objects(&client, options, placeholder.as_deref()).await?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("kube-testbed")
@@ -118,11 +150,15 @@ impl Testbed {
             .build()
             .map_err(Error::io("starting a runtime for", self.layout.dir()))?;
         let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-        let (config, layout, stand_ins) =
-            (self.config.clone(), self.layout.clone(), options.stand_ins);
+        let (config, layout, stand_ins, node_kind) = (
+            self.config.clone(),
+            self.layout.clone(),
+            options.stand_ins,
+            options.node,
+        );
         runtime.spawn(async move {
             let started = match kubeconfig::client(&config) {
-                Ok(client) => Agent::start(client, &layout, stand_ins).await,
+                Ok(client) => Agent::start(client, &layout, stand_ins, node_kind).await,
                 Err(error) => Err(error),
             };
             match started {
@@ -165,6 +201,11 @@ impl Testbed {
     /// A new admin client, for the calling runtime.
     pub fn client(&self) -> Result<Client, Error> {
         kubeconfig::client(&self.config)
+    }
+
+    /// The real node's images, registry and git server (`None` on a simulated node).
+    pub fn node_env(&self) -> Option<&NodeEnv> {
+        self.node.as_ref().map(RealNode::env)
     }
 
     /// The fake kubelet's directory of a pod: its `bin/` is first on the exec `PATH`, so tests put
@@ -220,6 +261,9 @@ impl Drop for Testbed {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
+        if let Some(node) = self.node.take() {
+            node.stop();
+        }
         self.control_plane.get_mut().stop();
         // Whatever else left a pid file (the stand-in sshd servers).
         process::stop_all(&self.layout);
@@ -249,6 +293,7 @@ impl Drop for Testbed {
 pub(crate) async fn install_cluster_objects(
     client: &Client,
     options: &TestbedOptions,
+    placeholder_image: Option<&str>,
 ) -> Result<Option<Workload>, Error> {
     let install = async {
         bootstrap::install(client).await?;
@@ -256,6 +301,7 @@ pub(crate) async fn install_cluster_objects(
             client,
             options.crds.as_deref(),
             options.effective_controller_manifest(),
+            placeholder_image,
         )
         .await
     };

@@ -1,5 +1,6 @@
-//! Compiling kube-apiserver, kube-controller-manager and kube-scheduler from Debian's `kubernetes`
-//! source package (REFERENCE §6 steps 2–4), into the cache.
+//! Compiling kube-apiserver, kube-controller-manager, kube-scheduler and the kubelet from Debian's
+//! `kubernetes` source package (REFERENCE §6 steps 2–4, §7), and the pod sandbox's static `pause`
+//! from the same tree, into the cache.
 
 use std::{
     path::{Path, PathBuf},
@@ -12,14 +13,14 @@ use super::{
 };
 use crate::{
     error::Error,
-    paths::{CONTROL_PLANE_PROGRAMS, KUBERNETES_VERSION, cache_dir},
+    paths::{KUBERNETES_PROGRAMS, KUBERNETES_VERSION, PAUSE_PROGRAM, cache_dir},
 };
 
 /// Debian's Go 1.19 crashes Kubernetes 1.20 binaries in map hashing unless the vendored
 /// modern-go/reflect2 is 1.0.2, which Debian packages here.
 const REFLECT2: &str = "/usr/share/gocode/src/github.com/modern-go/reflect2";
 
-/// Builds the three programs and installs them into `bin_dir` (all at once: a half-built cache
+/// Builds the programs and installs them into `bin_dir` (all at once: a half-built cache
 /// is never seen as complete).
 pub(super) fn build_into(system: &System, bin_dir: &Path) -> Result<(), Error> {
     let work = cache_dir().join("build");
@@ -58,15 +59,15 @@ pub(super) fn build_into(system: &System, bin_dir: &Path) -> Result<(), Error> {
     std::os::unix::fs::symlink(&src, &link).map_err(Error::io("linking", &link))?;
 
     step(&format!(
-        "compiling {} {KUBERNETES_VERSION} (about 10 minutes on 2 cores; log: {})",
-        CONTROL_PLANE_PROGRAMS.join(", "),
+        "compiling {} {KUBERNETES_VERSION} (about 15 minutes on 2 cores; log: {})",
+        KUBERNETES_PROGRAMS.join(", "),
         log.display()
     ));
     let mut make = Command::new("make");
     make.current_dir(&link)
         .arg(format!(
             "WHAT={}",
-            CONTROL_PLANE_PROGRAMS.map(|p| format!("cmd/{p}")).join(" ")
+            KUBERNETES_PROGRAMS.map(|p| format!("cmd/{p}")).join(" ")
         ))
         .env("GOPATH", &gopath)
         .env("CGO_ENABLED", "0")
@@ -75,6 +76,12 @@ pub(super) fn build_into(system: &System, bin_dir: &Path) -> Result<(), Error> {
     run_logged("make", make, &log)?;
 
     let built = src.join("_output/local/bin/linux/amd64");
+    step("compiling pause (static)");
+    let mut gcc = Command::new("gcc");
+    gcc.args(["-Os", "-static", "-o"])
+        .arg(built.join(PAUSE_PROGRAM))
+        .arg(src.join("build/pause/linux/pause.c"));
+    run_logged("compile pause", gcc, &log)?;
     install(&built, bin_dir)?;
     step(&format!("cached the binaries in {}", bin_dir.display()));
     // The unpacked tree is about 1 GB and no longer needed; the tarball stays for a rebuild.
@@ -121,7 +128,7 @@ fn install(built: &Path, bin_dir: &Path) -> Result<(), Error> {
     let staging = bin_dir.with_extension("new");
     remove_dir(&staging)?;
     std::fs::create_dir_all(&staging).map_err(Error::io("creating", &staging))?;
-    for program in CONTROL_PLANE_PROGRAMS {
+    for program in KUBERNETES_PROGRAMS.iter().chain([&PAUSE_PROGRAM]) {
         let from = built.join(program);
         std::fs::copy(&from, staging.join(program)).map_err(Error::io("copying", &from))?;
     }

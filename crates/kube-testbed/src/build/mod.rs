@@ -3,7 +3,10 @@
 //! the repository; later runs only check that the cache and the runtime packages are there.
 
 mod debian;
+mod images;
 mod kubernetes;
+
+pub use images::{TestImages, registry_config};
 
 use std::path::{Path, PathBuf};
 
@@ -13,15 +16,28 @@ use crate::{
 };
 
 /// Debian packages the testbed runs (not only builds with), with a file each installs: etcd, the
-/// sshd of the stand-ins, and `ip` (the loopback interface of pods' network namespaces).
-const RUNTIME_PACKAGES: [(&str, &str); 3] = [
+/// sshd of the stand-ins, `ip` (pods' network namespaces, the real node's bridge); the real node's
+/// containerd, runc, runsc (gVisor), CNI plugins, registry and git server; and the clients its
+/// tests use (curl, ssh).
+const RUNTIME_PACKAGES: [(&str, &str); 11] = [
     ("etcd-server", "/usr/bin/etcd"),
     ("openssh-server", "/usr/sbin/sshd"),
     ("iproute2", "/sbin/ip"),
+    ("containerd", "/usr/bin/containerd"),
+    ("runc", "/usr/sbin/runc"),
+    ("runsc", "/usr/bin/runsc"),
+    ("containernetworking-plugins", "/usr/lib/cni/bridge"),
+    ("docker-registry", "/usr/bin/docker-registry"),
+    ("git", "/usr/bin/git"),
+    ("curl", "/usr/bin/curl"),
+    ("openssh-client", "/usr/bin/ssh"),
 ];
 
-/// Debian packages the build needs (REFERENCE §6 step 1; `make` and `dpkg-dev` for the source).
-const BUILD_PACKAGES: [&str; 6] = [
+/// Debian packages the build needs (REFERENCE §6 step 1; `make` and `dpkg-dev` for the source,
+/// `gcc` and `libc6-dev` for the static `pause`).
+const BUILD_PACKAGES: [&str; 8] = [
+    "gcc",
+    "libc6-dev",
     "golang-go",
     "golang-github-modern-go-reflect2-dev",
     "make",
@@ -47,8 +63,14 @@ pub fn build() -> Result<PathBuf, Error> {
         .map(|(package, _)| *package)
         .collect();
     let pod_user_missing = !pod_user_exists();
+    // Made when something has to be installed or built (the test images too, below).
+    let mut system = None;
     if !cached || !missing_runtime.is_empty() || pod_user_missing {
-        let system = debian::System::detect(&missing_runtime, cached, pod_user_missing)?;
+        let system = system.insert(debian::System::detect(
+            &missing_runtime,
+            cached,
+            pod_user_missing,
+        )?);
         let mut wanted = missing_runtime;
         if !cached {
             wanted.extend(BUILD_PACKAGES);
@@ -67,7 +89,7 @@ pub fn build() -> Result<PathBuf, Error> {
             system.create_pod_user()?;
         }
         if !cached {
-            kubernetes::build_into(&system, &bin_dir)?;
+            kubernetes::build_into(system, &bin_dir)?;
         }
     }
     Binaries::find(&bin_dir)?;
@@ -80,6 +102,29 @@ pub fn build() -> Result<PathBuf, Error> {
         "using the control-plane binaries in {}{origin}",
         bin_dir.display()
     ));
+    // The test images (their pause is the one just checked): built when missing.
+    match TestImages::find() {
+        Ok(images) => step(&format!(
+            "using the cached test images in {} ({}, {}, {}, {})",
+            images.registry_root.display(),
+            images.pause,
+            images.tools,
+            images.devcontainer,
+            images.envbuilder
+        )),
+        Err(_) => {
+            let system = match system {
+                Some(system) => system,
+                None => debian::System::detect(&[], true, false).map_err(|e| match e {
+                    Error::UnsupportedSystem(why) => Error::UnsupportedSystem(format!(
+                        "the test images need Debian's debootstrap, umoci, skopeo, docker-registry: {why}"
+                    )),
+                    other => other,
+                })?,
+            };
+            images::ensure(&system, &bin_dir)?;
+        }
+    }
     Ok(bin_dir)
 }
 

@@ -1,0 +1,3 @@
+#!/bin/sh
+# Placeholder: gVisor's wrapper comes next.
+exec runsc "$@"
