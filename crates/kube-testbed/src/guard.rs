@@ -38,11 +38,12 @@ done
 for pid in $pids; do ours "$pid" && kill -KILL "$pid" 2>/dev/null; done
 for p in /proc/[0-9]*; do
   pid=${p#/proc/}
-  [ "$pid" != $$ ] && tr '\0' '\n' < "$p/cmdline" 2>/dev/null | grep -q containerd-shim && ours "$pid" && kill -KILL "$pid" 2>/dev/null
+  read -r comm < "$p/comm" 2>/dev/null || continue
+  [ "$comm" = containerd-shim ] && ours "$pid" && kill -KILL "$pid" 2>/dev/null
 done
 for _ in 1 2 3; do
   for f in /sys/fs/cgroup/*/"$cgroup"; do
-    [ -d "$f" ] && find "$f" -name cgroup.procs -exec cat {} + 2>/dev/null | xargs -r kill -KILL 2>/dev/null
+    [ -n "$cgroup" ] && [ -d "$f" ] && find "$f" -name cgroup.procs -exec cat {} + 2>/dev/null | xargs -r kill -KILL 2>/dev/null
   done
   sleep 0.2
 done

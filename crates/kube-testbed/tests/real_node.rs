@@ -14,16 +14,54 @@ use std::{
 
 use kube_testbed::{NodeEnv, NodeKind, Testbed, TestbedOptions};
 
-/// One testbed with a real node for the pod tests, started by the first test that asks.
+/// One testbed with a real node for the pod tests, started by the first test that asks; its git
+/// server serves [`served_repository`].
 async fn shared() -> &'static Testbed {
     static SHARED: tokio::sync::OnceCell<Testbed> = tokio::sync::OnceCell::const_new();
     SHARED
         .get_or_init(|| async {
-            Testbed::start_with(real_node_options())
+            Testbed::start_with(real_node_options().git_repo(served_repository()))
                 .await
                 .expect("a testbed with a real node")
         })
         .await
+}
+
+/// A repository `project` with a committed devcontainer.json and README, then a changed README,
+/// an untracked file and an ignored one: the git server serves the working tree as it is.
+fn served_repository() -> PathBuf {
+    let parent = tempfile::tempdir().unwrap().keep();
+    let repo = parent.join("project");
+    std::fs::create_dir_all(&repo).unwrap();
+    let git = |args: &[&str]| {
+        let status = Command::new("git")
+            .current_dir(&repo)
+            .args(["-c", "user.name=t", "-c", "user.email=t@localhost"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(status.status.success(), "git {args:?}: {status:?}");
+    };
+    git(&["init", "--quiet"]);
+    std::fs::write(
+        repo.join("devcontainer.json"),
+        r#"{
+  // JSONC, as devcontainer.json files are
+  "image": "ignored-by-the-stand-in",
+  "containerUser": "vscode",
+  "containerEnv": { "GREETING": "hello from ${containerWorkspaceFolderBasename}" },
+  "postCreateCommand": "echo \"hook ran as $(id -un)\" > /tmp/hook",
+}"#,
+    )
+    .unwrap();
+    std::fs::write(repo.join("README"), "committed\n").unwrap();
+    std::fs::write(repo.join(".gitignore"), "*.log\n").unwrap();
+    git(&["add", "."]);
+    git(&["commit", "--quiet", "-m", "first"]);
+    std::fs::write(repo.join("README"), "changed, not committed\n").unwrap();
+    std::fs::write(repo.join("untracked.txt"), "new\n").unwrap();
+    std::fs::write(repo.join("ignored.log"), "never served\n").unwrap();
+    repo
 }
 
 /// A real node without agent-sandbox (these tests run plain pods).
@@ -635,6 +673,59 @@ async fn the_devcontainer_image_runs_claude_code_server_and_sshd() {
         String::from_utf8_lossy(&login.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&login.stdout), "vscode\n");
+}
+
+/// The envbuilder stand-in clones the git server's snapshot for real, runs the hook and then the
+/// init script as the container user, in the workspace folder, with containerEnv applied.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_envbuilder_stand_in_clones_the_served_working_tree() {
+    let testbed = shared().await;
+    let env = env(testbed);
+    let k = Kubectl::new_namespace(testbed, "envbuilder");
+    k.apply(&serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": { "name": "build" },
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{
+                "name": "build",
+                "image": env.envbuilder_image,
+                "env": [
+                    { "name": "ENVBUILDER_GIT_URL", "value": env.git_url },
+                    { "name": "ENVBUILDER_INIT_SCRIPT", "value": "echo \"init: $(id -un) in $PWD, $GREETING, envbuilder variables: $(env | grep -c ^ENVBUILDER_)\"; cat README /tmp/hook; ls; exec sleep 3600" },
+                ],
+            }],
+        },
+    }));
+    k.wait_ready("build");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let log = loop {
+        let log = k.ok(&["logs", "build"], "");
+        if log.contains("hook ran as") || Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let markers = [
+        "envbuilder v",
+        &format!("📦 Cloning {}", env.git_url),
+        "📦 Cloned repository!",
+        "=== Running postCreateCommand as the \"vscode\" user...",
+        "=== Running init command as user \"vscode\"",
+        "init: vscode in /workspaces/project, hello from project, envbuilder variables: 0",
+        "changed, not committed",
+        "hook ran as vscode",
+        "untracked.txt",
+    ];
+    let mut at = 0;
+    for marker in markers {
+        let found = log[at..]
+            .find(marker)
+            .unwrap_or_else(|| panic!("{marker:?} missing (in order) from\n{log}"));
+        at += found;
+    }
+    assert!(!log.contains("ignored.log"), "{log}");
 }
 
 /// Everything a real node makes outside its directory, by the names its record uses.

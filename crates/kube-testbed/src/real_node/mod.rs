@@ -40,8 +40,18 @@ pub(crate) const KUBELET: &str = "kubelet";
 pub(crate) const CONTAINERD: &str = "containerd";
 pub(crate) const REGISTRY: &str = "registry";
 pub(crate) const GIT_SERVER: &str = "git-server";
+/// The process holding the node's mount namespace (see [`start_mount_namespace`]).
+pub(crate) const MOUNT_NAMESPACE: &str = "mount-namespace";
 /// A real node's processes, in the order they are stopped.
-pub(crate) const NODE_PROCESSES: [&str; 4] = [KUBELET, CONTAINERD, REGISTRY, GIT_SERVER];
+pub(crate) const NODE_PROCESSES: [&str; 5] =
+    [KUBELET, CONTAINERD, REGISTRY, GIT_SERVER, MOUNT_NAMESPACE];
+
+/// Folders the kubelet 1.20 hard-codes for pod logs; it deletes the entries of pods it does not
+/// know, so two nodes sharing them would delete each other's logs.
+const HARD_CODED_LOG_DIRS: [(&str, &str); 2] = [
+    ("/var/log/pods", "pod-logs"),
+    ("/var/log/containers", "container-logs"),
+];
 
 /// RuntimeClass `gvisor` runs pods under runsc; `kata-qemu` names a handler containerd lacks, so
 /// its pods fail with the runtime's real error, as on a cluster without Kata.
@@ -216,6 +226,17 @@ async fn start_processes(
     )?;
     wait_port(&mut git_process, record.node_ip(), git_port).await?;
 
+    let namespace = start_mount_namespace(layout, start.mode).await?;
+    let in_namespace = |program: &str, args: Vec<String>| {
+        let mut all = vec![
+            format!("--mount={namespace}"),
+            "--".to_owned(),
+            program.to_owned(),
+        ];
+        all.extend(args);
+        all
+    };
+
     // containerd.
     let pause_image = image(&start.images.pause);
     let cni_dir = node_dir.join("cni");
@@ -249,8 +270,14 @@ async fn start_processes(
     let mut containerd_process = Process::spawn(
         layout,
         CONTAINERD,
-        Path::new("containerd"),
-        ["--config".as_ref(), containerd_config.as_os_str()],
+        Path::new("nsenter"),
+        in_namespace(
+            "containerd",
+            vec![
+                "--config".to_owned(),
+                containerd_config.display().to_string(),
+            ],
+        ),
         start.mode,
     )?;
     wait_socket(&mut containerd_process, &socket).await?;
@@ -270,7 +297,7 @@ async fn start_processes(
         }
         .render(),
     )?;
-    let args = [
+    let args = vec![
         format!("--config={}", kubelet_config.display()),
         format!("--kubeconfig={}", layout.kubelet_kubeconfig().display()),
         "--container-runtime=remote".to_owned(),
@@ -283,8 +310,14 @@ async fn start_processes(
         format!("--cert-dir={}", node_dir.join("kubelet-pki").display()),
         "--v=2".to_owned(),
     ];
-    let mut kubelet_process =
-        Process::spawn(layout, KUBELET, &start.binaries.kubelet, args, start.mode)?;
+    let kubelet_program = start.binaries.kubelet.display().to_string();
+    let mut kubelet_process = Process::spawn(
+        layout,
+        KUBELET,
+        Path::new("nsenter"),
+        in_namespace(&kubelet_program, args),
+        start.mode,
+    )?;
     wait_node_ready(client, &mut kubelet_process).await?;
     create_runtime_classes(client).await?;
 
@@ -298,6 +331,47 @@ async fn start_processes(
         pause_image,
         git_url: git_server::clone_url(record.node_ip(), git_port, &repo_name),
     })
+}
+
+/// Starts the holder of the node's mount namespace, where containerd and the kubelet (and so every
+/// container) run: the kubelet's hard-coded pod-log folders are bind mounts of the testbed's own
+/// there, and every mount the node makes — root filesystems, volumes, network namespaces — lives
+/// and dies with it, out of the machine's sight. Returns the namespace's path for `nsenter`.
+async fn start_mount_namespace(layout: &Layout, mode: Mode) -> Result<String, Error> {
+    let mut script = String::from("set -e; mount --make-rprivate /");
+    for (machine_dir, own) in HARD_CODED_LOG_DIRS {
+        let own = layout.node().join(own);
+        std::fs::create_dir_all(&own).map_err(Error::io("creating", &own))?;
+        std::fs::create_dir_all(machine_dir).map_err(Error::io("creating", machine_dir))?;
+        script.push_str(&format!("; mount --bind '{}' {machine_dir}", own.display()));
+    }
+    // Then waits until stopped, as a process whose command line names the testbed directory (as
+    // `stop` and the guard require of the processes they stop): `tail -f` of a file of the node's.
+    let marker = layout.node().join(MOUNT_NAMESPACE);
+    std::fs::write(
+        &marker,
+        "The kubelet's and containerd's mount namespace is held by `tail -f` of this file.\n",
+    )
+    .map_err(Error::io("writing", &marker))?;
+    script.push_str(&format!("; exec tail -f '{}'", marker.display()));
+    let mut holder = Process::spawn(
+        layout,
+        MOUNT_NAMESPACE,
+        Path::new("unshare"),
+        ["--mount", "--propagation", "private", "sh", "-c", &script],
+        mode,
+    )?;
+    let namespace = format!("/proc/{}/ns/mnt", holder.pid());
+    let mountinfo = format!("/proc/{}/mountinfo", holder.pid());
+    wait_for(&mut holder, "its mount namespace", || {
+        std::fs::read_to_string(&mountinfo).is_ok_and(|m| {
+            HARD_CODED_LOG_DIRS
+                .iter()
+                .all(|(dir, _)| m.contains(&format!(" {dir} ")))
+        })
+    })
+    .await?;
+    Ok(namespace)
 }
 
 /// Waits until the kubelet's Node is Ready and carries no `not-ready`/`unreachable` taint (the

@@ -1,5 +1,5 @@
-//! What a real node puts outside its testbed directory — a bridge, a cgroup, CNI address leases,
-//! pod log folders — written down in `/run/kube-testbed/<id>.json` before it is made. A testbed
+//! What a real node puts outside its testbed directory — a bridge, a cgroup, CNI address leases —
+//! written down in `/run/kube-testbed/<id>.json` before it is made. A testbed
 //! whose processes were killed cannot clean up after itself: the next start reads the records
 //! whose testbed no longer runs and removes what they name ([`sweep`]), the same teardown a
 //! normal stop runs ([`teardown`]).
@@ -19,9 +19,8 @@ use crate::{error::Error, layout::Layout, process::Process};
 /// Where the records live: a tmpfs, emptied at boot together with everything they name.
 const RECORDS: &str = "/run/kube-testbed";
 
-/// The folders the kubelet and CRI write outside any configurable root (REFERENCE §7).
-const POD_LOGS: &str = "/var/log/pods";
-const CONTAINER_LOGS: &str = "/var/log/containers";
+/// The folders CNI writes outside any configurable root (REFERENCE §7; the pod-log folders the
+/// kubelet hard-codes are the testbed's own in the node's mount namespace).
 const CNI_LEASES: &str = "/var/lib/cni/networks";
 const CNI_RESULTS: &str = "/var/lib/cni/results";
 
@@ -35,7 +34,8 @@ pub(crate) struct Record {
     /// The pod subnet's number (`10.213.N.0/24`).
     pub subnet: u8,
     /// The process that started the node: while it lives, the node counts as running even before
-    /// its containerd and kubelet are up.
+    /// its containerd and kubelet are up (0 when unknown).
+    #[serde(default)]
     pub owner: u32,
 }
 
@@ -166,8 +166,9 @@ pub(crate) fn sweep(lock: &RecordsLock) -> Vec<PathBuf> {
 }
 
 /// Stops and removes everything of a real node: its processes (the node's own from their pid
-/// files, containerd's shims, every process in its cgroup), its mounts, bridge, cgroup, CNI leases
-/// and pod logs, and finally its record. Safe to run on a half-made or already removed node.
+/// files, containerd's shims, every process in its cgroup — its mount namespace goes with the
+/// last of them), any mount below its directory, its bridge, cgroup and CNI leases, and finally
+/// its record. Safe to run on a half-made or already removed node.
 pub(crate) fn teardown(record: &Record) {
     let layout = Layout::new(&record.dir);
     // The kubelet first (it would restart what we kill), then containerd.
@@ -182,7 +183,6 @@ pub(crate) fn teardown(record: &Record) {
     network::delete_bridge(&record.bridge());
     cgroups::remove(&record.cgroup());
     remove_cni_state(&record.cni_network());
-    remove_pod_logs(&layout);
     let _ = std::fs::remove_file(record.path());
 }
 
@@ -201,10 +201,12 @@ fn kill_shims(dir: &Path) {
         else {
             continue;
         };
+        // The kernel keeps 15 characters of a program's name: containerd-shim-runc-v2's.
+        let is_shim = std::fs::read(entry.path().join("comm"))
+            .is_ok_and(|comm| comm.trim_ascii_end() == b"containerd-shim");
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
             continue;
         };
-        let is_shim = cmdline.windows(15).any(|w| w == b"containerd-shim");
         if is_shim && cmdline.windows(dir.len()).any(|w| w == dir) {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
@@ -261,42 +263,6 @@ fn remove_cni_state(network: &str) {
         let prefix = format!("{network}-");
         for entry in entries.filter_map(|e| e.ok()) {
             if entry.file_name().to_string_lossy().starts_with(&prefix) {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
-    }
-}
-
-/// The kubelet writes pod logs to `/var/log/pods/<ns>_<pod>_<uid>/` and links them from
-/// `/var/log/containers/`: remove those of the pods this node's kubelet knew.
-fn remove_pod_logs(layout: &Layout) {
-    let uids: Vec<String> = std::fs::read_dir(super::kubelet_root(layout).join("pods"))
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    if uids.is_empty() {
-        return;
-    }
-    let ours = |name: &str| uids.iter().any(|uid| name.ends_with(&format!("_{uid}")));
-    if let Ok(entries) = std::fs::read_dir(POD_LOGS) {
-        for entry in entries.filter_map(|e| e.ok()) {
-            if ours(&entry.file_name().to_string_lossy()) {
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
-        }
-    }
-    if let Ok(entries) = std::fs::read_dir(CONTAINER_LOGS) {
-        for entry in entries.filter_map(|e| e.ok()) {
-            let target = std::fs::read_link(entry.path()).unwrap_or_default();
-            if !target.exists()
-                && uids
-                    .iter()
-                    .any(|uid| target.to_string_lossy().contains(uid.as_str()))
-            {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
