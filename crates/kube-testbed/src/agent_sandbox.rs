@@ -1,6 +1,8 @@
 //! Installing agent-sandbox: the CRDs (from a directory, adapted for 1.20) and the controller's
-//! objects (every non-CRD object of a release manifest). The controller's pod, made Ready by the
-//! fake kubelet, is what lets the simulated controller work, as the real one would.
+//! objects (every non-CRD object of a release manifest), as written. The controller's pod, made
+//! Ready by the fake kubelet or, on a real node, running the controller placeholder image that the
+//! testbed's registry serves under the upstream image's name, is what lets the simulated controller
+//! work, as the real one would.
 
 use std::{
     path::Path,
@@ -18,14 +20,11 @@ use crate::{
 const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Applies the CRDs of `crds` (a directory or file) and the non-CRD objects of
-/// `controller_manifest`. Returns the controller's workload, to wait for. `placeholder_image`: on
-/// a real node, whose containerd cannot pull the controller's image, the workload's containers run
-/// that image doing nothing instead (see [`make_placeholder`]).
+/// `controller_manifest`. Returns the controller's workload, to wait for.
 pub(crate) async fn install(
     client: &Client,
     crds: Option<&Path>,
     controller_manifest: Option<&Path>,
-    placeholder_image: Option<&str>,
 ) -> Result<Option<Workload>, Error> {
     let mut objects: Vec<ManifestObject> = Vec::new();
     if let Some(crds) = crds {
@@ -37,16 +36,10 @@ pub(crate) async fn install(
     }
     let mut workload = None;
     if let Some(manifest) = controller_manifest {
-        let mut controller: Vec<ManifestObject> = apply::load(manifest)?
+        let controller: Vec<ManifestObject> = apply::load(manifest)?
             .into_iter()
             .filter(|o| !o.is_crd())
             .collect();
-        if let Some(image) = placeholder_image {
-            controller
-                .iter_mut()
-                .filter(|o| Workload::of(o).is_some())
-                .for_each(|o| make_placeholder(&mut o.object, image));
-        }
         workload = controller.iter().find_map(Workload::of);
         if workload.is_none() {
             return Err(Error::Manifest {
@@ -58,29 +51,6 @@ pub(crate) async fn install(
     }
     apply::apply(client, &objects).await?;
     Ok(workload)
-}
-
-/// Turns the controller workload's containers into placeholders: `image` sleeping, without probes,
-/// as a non-root user. The agent-sandbox controller is simulated in the testbed's own process (its
-/// Go dependencies cannot be fetched here); its pod only has to exist and be Ready, with the
-/// container arguments (`--extensions`) that tell the simulation what to run.
-fn make_placeholder(workload: &mut serde_json::Value, image: &str) {
-    let containers = workload["spec"]["template"]["spec"]["containers"].as_array_mut();
-    for container in containers.into_iter().flatten() {
-        container["image"] = serde_json::json!(image);
-        container["command"] = serde_json::json!([
-            "sh",
-            "-c",
-            "echo 'kube-testbed: placeholder pod of the simulated agent-sandbox controller'; exec sleep 2147483647",
-            "placeholder"
-        ]);
-        if let Some(fields) = container.as_object_mut() {
-            for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
-                fields.remove(probe);
-            }
-        }
-        container["securityContext"]["runAsUser"] = serde_json::json!(65532);
-    }
 }
 
 /// The controller's Deployment (current releases) or StatefulSet (v0.1.0).

@@ -50,7 +50,7 @@ pub async fn start(options: &TestbedOptions, agent_program: &Path) -> Result<Pat
     remove_paths(&layout.entries());
     let binaries = Binaries::find(&options.bin_dir.clone().unwrap_or_else(paths::bin_dir))?;
     let images = match options.node {
-        NodeKind::Real => Some(TestImages::find()?),
+        NodeKind::Real => Some(TestImages::find_for(options)?),
         NodeKind::Simulated => None,
     };
     let mut control_plane =
@@ -72,15 +72,7 @@ pub async fn start(options: &TestbedOptions, agent_program: &Path) -> Result<Pat
             ),
             None => None,
         };
-        let placeholder = node.as_ref().map(|n| n.env().tools_image.clone());
-        let started = start_simulation(
-            &layout,
-            &control_plane,
-            options,
-            agent_program,
-            placeholder.as_deref(),
-        )
-        .await;
+        let started = start_simulation(&layout, &control_plane, options, agent_program).await;
         if let (Err(_), Some(node)) = (&started, &node) {
             node.stop();
         }
@@ -108,10 +100,9 @@ async fn start_simulation(
     control_plane: &ControlPlane,
     options: &TestbedOptions,
     agent_program: &Path,
-    placeholder_image: Option<&str>,
 ) -> Result<(), Error> {
     let client = kubeconfig::client(control_plane.config())?;
-    let controller = install_cluster_objects(&client, options, placeholder_image).await?;
+    let controller = install_cluster_objects(&client, options).await?;
     let mut args = vec![
         "agent".to_owned(),
         "--dir".to_owned(),

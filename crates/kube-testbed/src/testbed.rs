@@ -70,7 +70,7 @@ impl Testbed {
         options.check_paths()?;
         let binaries = Binaries::find(&options.bin_dir.clone().unwrap_or_else(paths::bin_dir))?;
         let images = match options.node {
-            NodeKind::Real => Some(TestImages::find()?),
+            NodeKind::Real => Some(TestImages::find_for(&options)?),
             NodeKind::Simulated => None,
         };
         let (layout, temp_dir) = match &options.dir {
@@ -141,8 +141,7 @@ impl Testbed {
 
     async fn start_simulation(&mut self, options: &TestbedOptions) -> Result<(), Error> {
         let client = self.client()?;
-        let placeholder = self.node.as_ref().map(|n| n.env().tools_image.clone());
-        let controller = install_cluster_objects(&client, options, placeholder.as_deref()).await?;
+        let controller = install_cluster_objects(&client, options).await?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("kube-testbed")
@@ -293,7 +292,6 @@ impl Drop for Testbed {
 pub(crate) async fn install_cluster_objects(
     client: &Client,
     options: &TestbedOptions,
-    placeholder_image: Option<&str>,
 ) -> Result<Option<Workload>, Error> {
     let install = async {
         bootstrap::install(client).await?;
@@ -301,7 +299,6 @@ pub(crate) async fn install_cluster_objects(
             client,
             options.crds.as_deref(),
             options.effective_controller_manifest(),
-            placeholder_image,
         )
         .await
     };

@@ -1,9 +1,10 @@
 //! The real node: kubelet 1.20.2, containerd, runc and gVisor's runsc, images pulled from the
 //! testbed's registry. Everything here goes through the real API server and `kubectl`, as a user
-//! of any cluster would; nothing is simulated but the agent-sandbox controller (not used here).
+//! of any cluster would; nothing is simulated but the agent-sandbox controller, whose pod runs the
+//! upstream image name, pulled from the testbed's mirror.
 //!
-//! The pod tests share one testbed; the tests of `stop` and of the sweep after a crash start
-//! testbeds of their own.
+//! The pod tests share one testbed (without agent-sandbox); the tests of the controller, of `stop`
+//! and of the sweep after a crash start testbeds of their own.
 
 use std::{
     io::Write,
@@ -726,6 +727,238 @@ async fn the_envbuilder_stand_in_clones_the_served_working_tree() {
         at += found;
     }
     assert!(!log.contains("ignored.log"), "{log}");
+}
+
+/// The documents of a multi-document manifest.
+fn documents(manifest: &str) -> Vec<&str> {
+    manifest
+        .split("\n---\n")
+        .filter(|d| d.lines().any(|l| l.starts_with("kind:")))
+        .collect()
+}
+
+/// The top-level `kind` of a manifest document.
+fn kind_of(document: &str) -> &str {
+    document
+        .lines()
+        .find_map(|l| l.strip_prefix("kind:"))
+        .map(str::trim)
+        .unwrap_or_default()
+}
+
+/// The image of the controller workload (Deployment or StatefulSet) of a release manifest, as
+/// written there: the upstream registry's name, which no test spells out.
+fn controller_image(manifest: &Path) -> String {
+    let text = std::fs::read_to_string(manifest).unwrap();
+    documents(&text)
+        .into_iter()
+        .filter(|d| matches!(kind_of(d), "Deployment" | "StatefulSet"))
+        .flat_map(|d| d.lines())
+        .find_map(|l| {
+            l.trim_start()
+                .trim_start_matches("- ")
+                .strip_prefix("image:")
+        })
+        .map(|image| image.trim().to_owned())
+        .unwrap_or_else(|| panic!("no controller image in {}", manifest.display()))
+}
+
+/// The controller's pod in `agent-sandbox-system` (its only pod): it has the upstream image
+/// name, runs the placeholder (as the image's non-root user, with upstream's arguments), and
+/// stops at once when asked.
+fn check_controller_pod(testbed: &Testbed, upstream_image: &str, args: &str) {
+    let system = Kubectl {
+        kubeconfig: testbed.kubeconfig(),
+        namespace: "agent-sandbox-system".to_owned(),
+    };
+    let pod = system.jsonpath("pods", "{.items[0].metadata.name}");
+    assert_eq!(
+        system.jsonpath(&format!("pod/{pod}"), "{.spec.containers[0].image}"),
+        upstream_image
+    );
+    assert_eq!(
+        system.jsonpath(
+            &format!("pod/{pod}"),
+            "{.status.containerStatuses[0].image}"
+        ),
+        upstream_image
+    );
+    let log = system.ok(&["logs", &pod], "");
+    assert_eq!(
+        log,
+        format!(
+            "kube-testbed: placeholder for the agent-sandbox controller, which the testbed \
+             simulates in its own process (crates/kube-testbed-controller)\n\
+             kube-testbed: arguments: {args}\n"
+        )
+    );
+    assert_eq!(system.ok(&["exec", &pod, "--", "id", "-u"], ""), "65532\n");
+
+    // TERM ends it at once (the grace period is upstream's default, 30 s).
+    let started = Instant::now();
+    system.ok(&["delete", "pod", &pod, "--wait"], "");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the placeholder took {:?} to stop",
+        started.elapsed()
+    );
+}
+
+/// The default controller manifest on a real node: the testbed applies it as written, containerd
+/// pulls its upstream image name from the testbed's registry (the controller placeholder), and the
+/// Deployment becomes available, which sets the simulated controller to work.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_controller_deployment_runs_the_mirrored_upstream_image() {
+    let testbed = Testbed::start_with(TestbedOptions::default().node(NodeKind::Real))
+        .await
+        .unwrap();
+    let env = env(&testbed);
+    let upstream = controller_image(&kube_testbed::paths::default_controller_manifest());
+    let (host, _) = upstream.split_once('/').unwrap();
+    assert!(!upstream.starts_with(&env.registry), "{upstream}");
+
+    // containerd sends the upstream host's pulls to the testbed's registry.
+    let hosts = std::fs::read_to_string(
+        testbed
+            .dir()
+            .join("node/certs.d")
+            .join(host)
+            .join("hosts.toml"),
+    )
+    .unwrap();
+    assert!(
+        hosts.starts_with(&format!("server = \"http://{}\"\n", env.registry)),
+        "{hosts}"
+    );
+
+    let system = Kubectl {
+        kubeconfig: testbed.kubeconfig(),
+        namespace: "agent-sandbox-system".to_owned(),
+    };
+    assert_eq!(
+        system.jsonpath(
+            "deployment/agent-sandbox-controller",
+            "{.status.availableReplicas}"
+        ),
+        "1"
+    );
+    check_controller_pod(&testbed, &upstream, "--leader-elect=true --extensions");
+}
+
+/// An installer's way: a real node with the CRDs only, then the v0.1.0 release's other objects
+/// applied with kubectl as written. Its StatefulSet's pod pulls the upstream image through the
+/// mirror and becomes Ready, and the simulated controller then reconciles a Sandbox into a pod
+/// running on the real node.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_installed_release_controller_gets_ready_and_sandboxes_run_on_the_real_node() {
+    let testbed = Testbed::start_with(
+        TestbedOptions::default()
+            .no_controller()
+            .node(NodeKind::Real),
+    )
+    .await
+    .unwrap();
+    let env = env(&testbed);
+    let release =
+        kube_testbed::paths::agent_sandbox_data().join("release-v0.1.0/for-k8s-1.20/manifest.yaml");
+    let upstream = controller_image(&release);
+    let text = std::fs::read_to_string(&release).unwrap();
+    let objects: Vec<&str> = documents(&text)
+        .into_iter()
+        .filter(|d| kind_of(d) != "CustomResourceDefinition")
+        .collect();
+    let system = Kubectl {
+        kubeconfig: testbed.kubeconfig(),
+        namespace: "agent-sandbox-system".to_owned(),
+    };
+    system.ok(&["apply", "-f", "-"], &objects.join("\n---\n"));
+    system.ok(
+        &[
+            "rollout",
+            "status",
+            "statefulset/agent-sandbox-controller",
+            "--timeout=120s",
+        ],
+        "",
+    );
+    assert_eq!(
+        system.jsonpath(
+            "statefulset/agent-sandbox-controller",
+            "{.status.readyReplicas}"
+        ),
+        "1"
+    );
+
+    let k = Kubectl::new_namespace(&testbed, "installed");
+    k.apply(&serde_json::json!({
+        "apiVersion": "agents.x-k8s.io/v1alpha1",
+        "kind": "Sandbox",
+        "metadata": { "name": "sleeper" },
+        "spec": {
+            "podTemplate": {
+                "spec": {
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [{
+                        "name": "main",
+                        "image": env.tools_image,
+                        "command": ["sleep", "3600"],
+                    }],
+                },
+            },
+        },
+    }));
+    k.eventually("the Sandbox's pod to run", Duration::from_secs(90), || {
+        k.jsonpath("pod/sleeper", "{.status.phase}") == "Running"
+    });
+    assert_eq!(
+        k.jsonpath("pod/sleeper", "{.metadata.ownerReferences[0].kind}"),
+        "Sandbox"
+    );
+    assert_eq!(k.jsonpath("pod/sleeper", "{.spec.nodeName}"), env.node_name);
+    k.ok(
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "--timeout=60s",
+            "sandbox/sleeper",
+        ],
+        "",
+    );
+    assert_eq!(
+        k.ok(&["exec", "sleeper", "--", "cat", "/proc/1/cmdline"], ""),
+        "sleep\x003600\x00"
+    );
+
+    check_controller_pod(&testbed, &upstream, "");
+}
+
+/// A controller manifest whose image the mirror lacks fails a real node's start at once, saying
+/// so, instead of a controller that never gets Ready.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unmirrored_controller_image_is_refused_before_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("controller.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: agent-sandbox-controller\n  \
+         namespace: agent-sandbox-system\nspec:\n  template:\n    spec:\n      containers:\n      \
+         - name: c\n        image: ko://example.test/cmd/agent-sandbox-controller\n",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let error = Testbed::start_with(
+        TestbedOptions::default()
+            .controller_manifest(&manifest)
+            .node(NodeKind::Real),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("a real node cannot pull its controller image ko://"),
+        "{error}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
 }
 
 /// Everything a real node makes outside its directory, by the names its record uses.

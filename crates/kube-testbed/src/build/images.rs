@@ -7,14 +7,19 @@
 //!   bookworm (debootstrap minbase) with the devcontainers base image's user `vscode`, sshd, sudo,
 //!   Node.js 20, real code-server and real Claude Code;
 //! - `envbuilder`: the devcontainer image plus a stand-in for envbuilder at its real entrypoint
-//!   path, which builds nothing (the image is prebuilt) but honours envbuilder's contract.
+//!   path, which builds nothing (the image is prebuilt) but honours envbuilder's contract;
+//! - `controller`: the tools image plus a placeholder entrypoint for the agent-sandbox controller
+//!   (simulated in the testbed's process), also stored under the repository path and tag of every
+//!   controller image of the upstream manifests (see [`mirror`]), so that a real node pulls it in
+//!   their place.
 //!
 //! Each image is tagged with the first 16 hex digits of a SHA-256 over its recipe: the recipe files
 //! under `crates/kube-testbed/images/` (embedded here, so the hash follows their content), the
 //! pinned versions and the image configuration; a changed recipe gives a new tag, which is built
-//! and pushed, and the registry folder then keeps only the current tags. The images are assembled
-//! with umoci from root filesystem folders (one layer per part), and copied with skopeo into a
-//! docker-registry started for the push on a free loopback port.
+//! and pushed, and the registry folder then keeps only the current tags (the mirrored upstream
+//! tags are aliases of the controller image: they must name its current manifest). The images are
+//! assembled with umoci from root filesystem folders (one layer per part), and copied with skopeo
+//! into a docker-registry started for the push on a free loopback port.
 //!
 //! What makes a rebuild cheap stays in the cache: the debootstrap result (keyed by its package
 //! list), the downloaded npm packages, the built Node.js, npm, code-server and Claude Code parts
@@ -22,6 +27,7 @@
 //! its layer to a devcontainer image already there).
 
 mod devcontainer;
+mod mirror;
 mod oci;
 mod rootfs;
 
@@ -58,10 +64,15 @@ const DEVCONTAINER_PACKAGES: &str = include_str!("../../images/devcontainer/pack
 const DEVCONTAINER_SETUP: &str = include_str!("../../images/devcontainer/setup.sh");
 const CODE_SERVER_INSTALL: &str = include_str!("../../images/devcontainer/code-server.sh");
 const ENVBUILDER_STANDIN: &str = include_str!("../../images/envbuilder/envbuilder.sh");
+const CONTROLLER_PLACEHOLDER: &str =
+    include_str!("../../images/controller/agent-sandbox-controller.sh");
 
 /// envbuilder's entrypoint in its real image (`COPY envbuilder /.envbuilder/bin/envbuilder`,
 /// `ENTRYPOINT ["/.envbuilder/bin/envbuilder"]` in coder/envbuilder's scripts/Dockerfile).
 const ENVBUILDER_ENTRYPOINT: &str = "/.envbuilder/bin/envbuilder";
+/// The controller placeholder's entrypoint: upstream's workloads give `args` only, so the image's
+/// entrypoint runs with them.
+const CONTROLLER_ENTRYPOINT: &str = "/agent-sandbox-controller";
 /// The PATH of Debian images, also what the devcontainer's user gets.
 const IMAGE_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// Debian's static busybox, the tools image's only program.
@@ -100,18 +111,25 @@ pub struct TestImages {
     pub tools: String,
     pub devcontainer: String,
     pub envbuilder: String,
+    /// The controller placeholder under its own name.
+    pub controller: String,
+    /// The upstream controller images (`HOST/PATH:TAG`, as the manifests name them) stored as the
+    /// controller placeholder under `PATH:TAG`; a real node pulls their hosts' images from the
+    /// testbed's registry.
+    pub mirrored: Vec<String>,
 }
 
 impl TestImages {
-    /// The images of the current recipes, when all are in the cache; else Error::ImagesMissing-like error saying to run `kube-testbed build`.
+    /// The images of the current recipes, when all are in the cache (the mirrored tags too, each
+    /// naming the controller image's current manifest); else an [`Error::ImagesMissing`] saying
+    /// to run `kube-testbed build`.
     pub fn find() -> Result<Self, Error> {
         let recipes = Recipes::current(&paths::bin_dir())?;
         let root = registry_root();
         let missing: Vec<String> = recipes
-            .all()
+            .missing(&root)
             .iter()
-            .filter(|r| !oci::in_registry(&root, r.name.repository(), r.tag()))
-            .map(|r| r.reference())
+            .map(|r| r.describe())
             .collect();
         if !missing.is_empty() {
             return Err(Error::ImagesMissing {
@@ -121,17 +139,70 @@ impl TestImages {
         }
         Ok(recipes.test_images(root))
     }
+
+    /// The registry hosts of the mirrored images, each once: a real node pulls their images from
+    /// the testbed's registry.
+    pub fn mirrored_hosts(&self) -> Vec<String> {
+        let mut hosts: Vec<String> = self
+            .mirrored
+            .iter()
+            .filter_map(|r| mirror::UpstreamRef::parse(r))
+            .map(|r| r.host)
+            .collect();
+        hosts.sort();
+        hosts.dedup();
+        hosts
+    }
+
+    /// The images a real node of a testbed with `options` needs: [`TestImages::find`], and an
+    /// error when its controller manifest's workload runs an image they do not mirror.
+    pub(crate) fn find_for(options: &crate::TestbedOptions) -> Result<Self, Error> {
+        let images = Self::find()?;
+        if let Some(manifest) = options.effective_controller_manifest() {
+            images.check_mirrored(manifest)?;
+        }
+        Ok(images)
+    }
+
+    /// An error when the controller workload of `manifest` runs an image this set does not
+    /// mirror: a real node could not pull it (only the manifests of the upstream test data are
+    /// mirrored, by `kube-testbed build`).
+    fn check_mirrored(&self, manifest: &Path) -> Result<(), Error> {
+        let text = std::fs::read_to_string(manifest).map_err(Error::io("reading", manifest))?;
+        let unmirrored: Vec<String> = mirror::workload_images(&text)
+            .into_iter()
+            .filter(|image| {
+                !mirror::UpstreamRef::parse(image)
+                    .is_some_and(|r| self.mirrored.contains(&r.to_string()))
+            })
+            .collect();
+        if unmirrored.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Manifest {
+            path: manifest.to_owned(),
+            message: format!(
+                "a real node cannot pull its controller image {}: it mirrors only the controller \
+                 images of the manifests in {} ({}; {} moves them), when `kube-testbed build` \
+                 has stored them",
+                unmirrored.join(", "),
+                paths::agent_sandbox_data().display(),
+                if self.mirrored.is_empty() {
+                    "none now".to_owned()
+                } else {
+                    self.mirrored.join(", ")
+                },
+                paths::AGENT_SANDBOX_DATA_ENV
+            ),
+        })
+    }
 }
 
 /// Builds what is missing (installing Debian/npm prerequisites through `system`), returns the set.
 pub(super) fn ensure(system: &System, bin_dir: &Path) -> Result<TestImages, Error> {
     let recipes = Recipes::current(bin_dir)?;
     let root = registry_root();
-    let missing: Vec<&Recipe> = recipes
-        .all()
-        .into_iter()
-        .filter(|r| !oci::in_registry(&root, r.name.repository(), r.tag()))
-        .collect();
+    let missing = recipes.missing(&root);
     if missing.is_empty() {
         step(&format!(
             "using the cached test images in {} ({})",
@@ -166,6 +237,15 @@ pub(super) fn ensure(system: &System, bin_dir: &Path) -> Result<TestImages, Erro
                 }
                 build_envbuilder(&dirs, &layout, base, recipe)?;
             }
+            ImageName::Controller => {
+                let base = &recipes.tools;
+                if !layout.has(&base.layout_ref()) {
+                    let started = Instant::now();
+                    build_tools(&dirs, &layout, base)?;
+                    report_built(base, started);
+                }
+                build_controller(&dirs, &layout, base, recipe)?;
+            }
         }
         report_built(recipe, started);
     }
@@ -174,7 +254,7 @@ pub(super) fn ensure(system: &System, bin_dir: &Path) -> Result<TestImages, Erro
         "storing {} in {}",
         missing
             .iter()
-            .map(|r| r.reference())
+            .map(|r| r.describe())
             .collect::<Vec<_>>()
             .join(", "),
         root.display()
@@ -182,33 +262,33 @@ pub(super) fn ensure(system: &System, bin_dir: &Path) -> Result<TestImages, Erro
     std::fs::create_dir_all(&root).map_err(Error::io("creating", &root))?;
     let registry = oci::Registry::start(&root, &dirs.images.join("registry.log"))?;
     for recipe in &missing {
-        oci::push(
-            &layout,
-            &recipe.layout_ref(),
-            registry.addr(),
-            &recipe.reference(),
-            &dirs.log,
-        )?;
+        for name_tag in std::iter::once(recipe.reference()).chain(recipe.aliases.clone()) {
+            oci::push(
+                &layout,
+                &recipe.layout_ref(),
+                registry.addr(),
+                &name_tag,
+                &dirs.log,
+            )?;
+        }
     }
     registry.stop();
-    for recipe in &missing {
-        if !oci::in_registry(&root, recipe.name.repository(), recipe.tag()) {
-            return Err(Error::Build {
-                step: "push the test images".to_owned(),
-                message: format!(
-                    "{} is not in {} after the push",
-                    recipe.reference(),
-                    root.display()
-                ),
-            });
-        }
+    if let Some(recipe) = recipes.missing(&root).first() {
+        return Err(Error::Build {
+            step: "push the test images".to_owned(),
+            message: format!(
+                "{} is not in {} after the push",
+                recipe.describe(),
+                root.display()
+            ),
+        });
     }
 
     // Only the current tags stay: in the registry, in the layout, and among the cached parts.
     let current: Vec<(&str, &str)> = recipes
         .all()
         .iter()
-        .map(|r| (r.name.repository(), r.tag()))
+        .flat_map(|r| r.names_and_tags())
         .collect();
     oci::prune_registry(
         &root,
@@ -300,6 +380,7 @@ enum ImageName {
     Tools,
     Devcontainer,
     Envbuilder,
+    Controller,
 }
 
 impl ImageName {
@@ -309,6 +390,7 @@ impl ImageName {
             Self::Tools => "tools",
             Self::Devcontainer => "devcontainer",
             Self::Envbuilder => "envbuilder",
+            Self::Controller => "controller",
         }
     }
 
@@ -341,6 +423,13 @@ impl ImageName {
                 "--config.entrypoint=/.envbuilder/bin/envbuilder",
                 "--config.env=KANIKO_DIR=/.envbuilder",
             ],
+            // On top of the tools image's configuration; the user as upstream's image has it
+            // (distroless `nonroot`).
+            Self::Controller => &[
+                "--clear=config.cmd",
+                "--config.entrypoint=/agent-sandbox-controller",
+                "--config.user=65532:65532",
+            ],
         };
         args.iter().map(|a| (*a).to_owned()).collect()
     }
@@ -352,6 +441,8 @@ struct Recipe {
     name: ImageName,
     /// SHA-256 of the recipe, hex.
     hash: String,
+    /// `NAME:TAG`s the image is also stored as (the controller's mirrored upstream images).
+    aliases: Vec<String>,
 }
 
 impl Recipe {
@@ -366,7 +457,14 @@ impl Recipe {
         Self {
             name,
             hash: recipe_hash(&all),
+            aliases: Vec::new(),
         }
+    }
+
+    /// Also stored as `aliases` (which should be part of the recipe's hash).
+    fn with_aliases(mut self, aliases: Vec<String>) -> Self {
+        self.aliases = aliases;
+        self
     }
 
     fn tag(&self) -> &str {
@@ -382,6 +480,34 @@ impl Recipe {
     fn layout_ref(&self) -> String {
         format!("{}-{}", self.name.repository(), self.tag())
     }
+
+    /// The reference, with the aliases when there are any.
+    fn describe(&self) -> String {
+        if self.aliases.is_empty() {
+            self.reference()
+        } else {
+            format!("{} (as {})", self.reference(), self.aliases.join(", "))
+        }
+    }
+
+    /// (repository, tag) of the image and of each alias.
+    fn names_and_tags(&self) -> Vec<(&str, &str)> {
+        std::iter::once((self.name.repository(), self.tag()))
+            .chain(self.aliases.iter().filter_map(|a| a.rsplit_once(':')))
+            .collect()
+    }
+
+    /// Whether the registry folder holds the image, and each alias names the same manifest.
+    fn in_registry(&self, root: &Path) -> bool {
+        let Some(digest) = oci::manifest_digest(root, self.name.repository(), self.tag()) else {
+            return false;
+        };
+        self.aliases.iter().all(|alias| {
+            alias.rsplit_once(':').is_some_and(|(name, tag)| {
+                oci::manifest_digest(root, name, tag).as_ref() == Some(&digest)
+            })
+        })
+    }
 }
 
 /// SHA-256 over named parts, each length-prefixed so that no two lists hash alike.
@@ -396,25 +522,30 @@ fn recipe_hash(parts: &[(&str, &[u8])]) -> String {
     hex::encode(hasher.finalize())
 }
 
-/// The four images of the current recipes.
+/// The five images of the current recipes.
 struct Recipes {
     pause: Recipe,
     tools: Recipe,
     devcontainer: Recipe,
     envbuilder: Recipe,
+    controller: Recipe,
+    /// The upstream images the controller image stands in for.
+    mirrored: Vec<mirror::UpstreamRef>,
 }
 
 impl Recipes {
-    /// The recipes, with the `pause` binary of `bin_dir` (its content is part of its recipe).
+    /// The recipes, with the `pause` binary of `bin_dir` (its content is part of its recipe) and
+    /// the controller images of the upstream manifests (their list is part of the controller's).
     fn current(bin_dir: &Path) -> Result<Self, Error> {
         let pause_path = bin_dir.join(paths::PAUSE_PROGRAM);
         let pause = std::fs::read(&pause_path).map_err(|_| Error::BinariesMissing {
             dir: bin_dir.to_owned(),
         })?;
-        Ok(Self::from_parts(&pause))
+        let mirrored = mirror::controller_images(&paths::agent_sandbox_data())?;
+        Ok(Self::from_parts(&pause, mirrored))
     }
 
-    fn from_parts(pause: &[u8]) -> Self {
+    fn from_parts(pause: &[u8], mirrored: Vec<mirror::UpstreamRef>) -> Self {
         let devcontainer = Recipe::new(
             ImageName::Devcontainer,
             &[
@@ -436,33 +567,67 @@ impl Recipes {
                 ("entrypoint", ENVBUILDER_ENTRYPOINT.as_bytes()),
             ],
         );
+        let tools = Recipe::new(
+            ImageName::Tools,
+            &[
+                ("rootfs.sh", TOOLS_ROOTFS.as_bytes()),
+                ("busybox", b"busybox-static of Debian bookworm"),
+            ],
+        );
+        let mirrored_list: String = mirrored.iter().map(|r| format!("{r}\n")).collect();
+        let controller = Recipe::new(
+            ImageName::Controller,
+            &[
+                ("tools", tools.hash.as_bytes()),
+                (
+                    "agent-sandbox-controller.sh",
+                    CONTROLLER_PLACEHOLDER.as_bytes(),
+                ),
+                ("entrypoint", CONTROLLER_ENTRYPOINT.as_bytes()),
+                ("mirrored", mirrored_list.as_bytes()),
+            ],
+        )
+        .with_aliases(
+            // Two hosts may name the same repository and tag: stored once.
+            mirrored
+                .iter()
+                .map(mirror::UpstreamRef::repository_tag)
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+        );
         Self {
             pause: Recipe::new(ImageName::Pause, &[("pause", pause)]),
-            tools: Recipe::new(
-                ImageName::Tools,
-                &[
-                    ("rootfs.sh", TOOLS_ROOTFS.as_bytes()),
-                    ("busybox", b"busybox-static of Debian bookworm"),
-                ],
-            ),
+            tools,
             devcontainer,
             envbuilder,
+            controller,
+            mirrored,
         }
     }
 
-    fn all(&self) -> [&Recipe; 4] {
+    fn all(&self) -> [&Recipe; 5] {
         [
             &self.pause,
             &self.tools,
             &self.devcontainer,
             &self.envbuilder,
+            &self.controller,
         ]
+    }
+
+    /// The recipes whose image (or one of its aliases) the registry folder lacks.
+    fn missing(&self, root: &Path) -> Vec<&Recipe> {
+        self.all()
+            .into_iter()
+            .filter(|r| !r.in_registry(root))
+            .collect()
     }
 
     fn list(&self) -> String {
         self.all()
             .iter()
-            .map(|r| r.reference())
+            .map(|r| r.describe())
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -474,6 +639,8 @@ impl Recipes {
             tools: self.tools.reference(),
             devcontainer: self.devcontainer.reference(),
             envbuilder: self.envbuilder.reference(),
+            controller: self.controller.reference(),
+            mirrored: self.mirrored.iter().map(ToString::to_string).collect(),
         }
     }
 }
@@ -485,7 +652,10 @@ fn install_prerequisites(system: &System, missing: &[&Recipe]) -> Result<(), Err
     let devcontainer = missing
         .iter()
         .any(|r| matches!(r.name, ImageName::Devcontainer | ImageName::Envbuilder));
-    if missing.iter().any(|r| r.name == ImageName::Tools) {
+    if missing
+        .iter()
+        .any(|r| matches!(r.name, ImageName::Tools | ImageName::Controller))
+    {
         wanted.extend(TOOLS_PACKAGES);
     }
     if devcontainer {
@@ -585,6 +755,39 @@ fn build_envbuilder(
     remove_file(&layer)
 }
 
+/// The controller placeholder image: the tools image of `base` plus the placeholder script at
+/// [`CONTROLLER_ENTRYPOINT`].
+fn build_controller(
+    dirs: &Dirs,
+    layout: &oci::Layout,
+    base: &Recipe,
+    recipe: &Recipe,
+) -> Result<(), Error> {
+    step(&format!(
+        "building the image {} ({} plus the controller placeholder at {CONTROLLER_ENTRYPOINT})",
+        recipe.describe(),
+        base.reference()
+    ));
+    let rootfs = dirs.work.join("controller-rootfs");
+    remove_dir(&rootfs)?;
+    std::fs::create_dir_all(&rootfs).map_err(Error::io("creating", &rootfs))?;
+    let program = rootfs.join(CONTROLLER_ENTRYPOINT.trim_start_matches('/'));
+    std::fs::write(&program, CONTROLLER_PLACEHOLDER).map_err(Error::io("writing", &program))?;
+    set_mode(&program, 0o755)?;
+    let layer = dirs.work.join("controller.tar");
+    oci::layer_tar(None, &rootfs, &layer, true, &dirs.log)?;
+    layout.copy_image(&base.layout_ref(), &recipe.layout_ref(), &dirs.log)?;
+    layout.add_layer(
+        &recipe.layout_ref(),
+        &layer,
+        "agent-sandbox controller placeholder",
+        &dirs.log,
+    )?;
+    layout.configure(&recipe.layout_ref(), &recipe.name.config(), &dirs.log)?;
+    remove_dir(&rootfs)?;
+    remove_file(&layer)
+}
+
 fn report_built(recipe: &Recipe, started: Instant) {
     step(&format!(
         "built {} in {}",
@@ -637,8 +840,8 @@ mod tests {
 
     #[test]
     fn tags_follow_the_recipes() {
-        let one = Recipes::from_parts(b"pause binary");
-        let again = Recipes::from_parts(b"pause binary");
+        let one = Recipes::from_parts(b"pause binary", mirrored(&["v1"]));
+        let again = Recipes::from_parts(b"pause binary", mirrored(&["v1"]));
         for (a, b) in one.all().iter().zip(again.all()) {
             assert_eq!(a.reference(), b.reference());
             assert_eq!(a.tag().len(), 16);
@@ -652,17 +855,143 @@ mod tests {
         assert!(one.envbuilder.layout_ref().starts_with("envbuilder-"));
 
         // A different pause binary changes the pause image only.
-        let other = Recipes::from_parts(b"another pause binary");
+        let other = Recipes::from_parts(b"another pause binary", mirrored(&["v1"]));
         assert_ne!(one.pause.tag(), other.pause.tag());
         assert_eq!(one.tools.tag(), other.tools.tag());
         assert_eq!(one.devcontainer.tag(), other.devcontainer.tag());
         assert_eq!(one.envbuilder.tag(), other.envbuilder.tag());
+        assert_eq!(one.controller.tag(), other.controller.tag());
 
-        // All four differ from one another.
+        // All five differ from one another.
         let mut tags: Vec<&str> = one.all().iter().map(|r| r.tag()).collect();
         tags.sort_unstable();
         tags.dedup();
-        assert_eq!(tags.len(), 4);
+        assert_eq!(tags.len(), 5);
+    }
+
+    /// Upstream references of one repository, on a host of no registry.
+    fn mirrored(tags: &[&str]) -> Vec<mirror::UpstreamRef> {
+        tags.iter()
+            .map(|tag| {
+                mirror::UpstreamRef::parse(&format!(
+                    "mirror.example.test/agent-sandbox/agent-sandbox-controller:{tag}"
+                ))
+                .unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_controller_image_follows_the_mirrored_references() {
+        let one = Recipes::from_parts(b"pause", mirrored(&["v1", "v2"]));
+        assert_eq!(
+            one.controller.aliases,
+            [
+                "agent-sandbox/agent-sandbox-controller:v1",
+                "agent-sandbox/agent-sandbox-controller:v2"
+            ]
+        );
+        assert_eq!(
+            one.controller.names_and_tags(),
+            [
+                ("controller", one.controller.tag()),
+                ("agent-sandbox/agent-sandbox-controller", "v1"),
+                ("agent-sandbox/agent-sandbox-controller", "v2"),
+            ]
+        );
+        let images = one.test_images(PathBuf::from("/r"));
+        assert_eq!(
+            images.mirrored,
+            [
+                "mirror.example.test/agent-sandbox/agent-sandbox-controller:v1",
+                "mirror.example.test/agent-sandbox/agent-sandbox-controller:v2"
+            ]
+        );
+        assert_eq!(images.mirrored_hosts(), ["mirror.example.test"]);
+        assert!(images.controller.starts_with("controller:"));
+
+        // Another set of references rebuilds the controller image, and only it.
+        let other = Recipes::from_parts(b"pause", mirrored(&["v1"]));
+        assert_ne!(one.controller.tag(), other.controller.tag());
+        for (a, b) in one.all().iter().zip(other.all()).take(4) {
+            assert_eq!(a.tag(), b.tag());
+        }
+        // The same repository and tag on two hosts is stored once.
+        let mut two_hosts = mirrored(&["v1"]);
+        two_hosts.push(
+            mirror::UpstreamRef::parse(
+                "other.example.test/agent-sandbox/agent-sandbox-controller:v1",
+            )
+            .unwrap(),
+        );
+        let both = Recipes::from_parts(b"pause", two_hosts);
+        assert_eq!(
+            both.controller.aliases,
+            ["agent-sandbox/agent-sandbox-controller:v1"]
+        );
+        assert_eq!(
+            both.test_images(PathBuf::from("/r")).mirrored_hosts(),
+            ["mirror.example.test", "other.example.test"]
+        );
+    }
+
+    /// A registry folder as docker-registry lays it out, with `tags` naming manifests.
+    fn fake_registry(root: &Path, tags: &[(&str, &str, &str)]) {
+        for (name, tag, hex) in tags {
+            let link = root
+                .join("docker/registry/v2/repositories")
+                .join(name)
+                .join("_manifests/tags")
+                .join(tag)
+                .join("current/link");
+            std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+            std::fs::write(&link, format!("sha256:{hex}")).unwrap();
+            let blob = root
+                .join("docker/registry/v2/blobs/sha256")
+                .join(&hex[..2])
+                .join(hex);
+            std::fs::create_dir_all(&blob).unwrap();
+            std::fs::write(blob.join("data"), "{}").unwrap();
+        }
+    }
+
+    #[test]
+    fn aliases_must_name_the_images_manifest() {
+        let recipes = Recipes::from_parts(b"pause", mirrored(&["v1", "v2"]));
+        let controller = &recipes.controller;
+        let repository = "agent-sandbox/agent-sandbox-controller";
+        let (same, older) = ("ab".repeat(32), "cd".repeat(32));
+
+        let dir = tempfile::tempdir().unwrap();
+        fake_registry(dir.path(), &[("controller", controller.tag(), &same)]);
+        assert!(!controller.in_registry(dir.path()), "aliases missing");
+        fake_registry(
+            dir.path(),
+            &[(repository, "v1", &same), (repository, "v2", &older)],
+        );
+        assert!(
+            !controller.in_registry(dir.path()),
+            "an alias of another image"
+        );
+        fake_registry(dir.path(), &[(repository, "v2", &same)]);
+        assert!(controller.in_registry(dir.path()));
+        assert!(
+            !recipes
+                .missing(dir.path())
+                .iter()
+                .any(|r| r.name == ImageName::Controller)
+        );
+
+        // Pruning keeps every current tag of a repository (nothing else there: no collection).
+        let current: Vec<(&str, &str)> = controller.names_and_tags();
+        oci::prune_registry(
+            dir.path(),
+            &current,
+            &dir.path().join("gc.yml"),
+            &dir.path().join("log"),
+        )
+        .unwrap();
+        assert!(controller.in_registry(dir.path()));
     }
 
     #[test]
@@ -701,6 +1030,13 @@ mod tests {
         assert!(ENVBUILDER_STANDIN.starts_with("#!/bin/sh\n"));
         assert!(ENVBUILDER_STANDIN.contains("SIMULATION OF ENVBUILDER, USED ONLY BY TESTS"));
         assert!(TOOLS_ROOTFS.contains("busybox"));
+        assert!(CONTROLLER_PLACEHOLDER.starts_with("#!/bin/sh\n"));
+        assert!(CONTROLLER_PLACEHOLDER.contains("crates/kube-testbed-controller"));
+        assert!(
+            ImageName::Controller
+                .config()
+                .contains(&format!("--config.entrypoint={CONTROLLER_ENTRYPOINT}"))
+        );
         assert!(CODE_SERVER_INSTALL.contains("npm rebuild argon2"));
         let packages = rootfs::package_list(DEVCONTAINER_PACKAGES);
         for needed in [

@@ -105,12 +105,18 @@ pub fn build() -> Result<PathBuf, Error> {
     // The test images (their pause is the one just checked): built when missing.
     match TestImages::find() {
         Ok(images) => step(&format!(
-            "using the cached test images in {} ({}, {}, {}, {})",
+            "using the cached test images in {} ({}, {}, {}, {}, {} mirroring {})",
             images.registry_root.display(),
             images.pause,
             images.tools,
             images.devcontainer,
-            images.envbuilder
+            images.envbuilder,
+            images.controller,
+            if images.mirrored.is_empty() {
+                "nothing".to_owned()
+            } else {
+                images.mirrored.join(", ")
+            }
         )),
         Err(_) => {
             let system = match system {

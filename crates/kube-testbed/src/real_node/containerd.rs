@@ -91,7 +91,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     }
 }
 
-/// `hosts.toml` for a plain-HTTP registry on loopback (`host` is `127.0.0.1:PORT`).
+/// `hosts.toml` sending a registry's pulls to a plain-HTTP registry on loopback (`host` is
+/// `127.0.0.1:PORT`): written in the folder of that registry itself, and of each upstream registry
+/// whose images it mirrors.
 pub(crate) fn registry_hosts(host: &str) -> String {
     format!(
         "server = {server}\n\n[host.{server}]\n  capabilities = [\"pull\", \"resolve\"]\n",

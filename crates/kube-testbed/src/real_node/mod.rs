@@ -1,7 +1,8 @@
 //! A real node (REFERENCE §7): containerd with runc and gVisor's runsc, a kubelet 1.20.2 built
 //! from Debian's source, a CNI bridge of the testbed's own, a registry serving the test images
 //! and a git server serving a repository snapshot. Pods run for real; only the agent-sandbox
-//! controller stays simulated.
+//! controller stays simulated (its pod runs a placeholder, which containerd pulls from that
+//! registry under the upstream controller image's name).
 
 mod cgroups;
 mod containerd;
@@ -244,11 +245,15 @@ async fn start_processes(
         &cni_dir.join("10-testbed.conflist"),
         &network::cni_config(&record.cni_network(), &record.bridge(), record.subnet),
     )?;
+    // The testbed's registry, and the hosts of the upstream images it mirrors (the controller's):
+    // their pulls go to it, so pods name those images as the upstream manifests do.
     let hosts_dir = node_dir.join("certs.d");
-    write(
-        &hosts_dir.join(&registry).join("hosts.toml"),
-        &containerd::registry_hosts(&registry),
-    )?;
+    for host in std::iter::once(registry.clone()).chain(start.images.mirrored_hosts()) {
+        write(
+            &hosts_dir.join(&host).join("hosts.toml"),
+            &containerd::registry_hosts(&registry),
+        )?;
+    }
     let wrapper = node_dir.join("bin/runsc");
     write(&wrapper, RUNSC_WRAPPER)?;
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))

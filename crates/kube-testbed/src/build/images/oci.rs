@@ -2,6 +2,7 @@
 //! (skopeo into a docker-registry started for it) and the registry folder's upkeep.
 
 use std::{
+    collections::BTreeMap,
     io::{Read, Write},
     net::{TcpListener, TcpStream},
     path::{Path, PathBuf},
@@ -189,20 +190,19 @@ pub(super) fn push(
     run_logged(&format!("skopeo copy {name_tag}"), copy, log)
 }
 
-/// Whether the registry folder `root` holds `name:tag` (its tag link and the manifest it names).
-pub(super) fn in_registry(root: &Path, name: &str, tag: &str) -> bool {
+/// The digest of the manifest `name:tag` names in the registry folder `root`, when it holds both
+/// (the tag link and the manifest).
+pub(super) fn manifest_digest(root: &Path, name: &str, tag: &str) -> Option<String> {
     let link = repositories(root)
         .join(name)
         .join("_manifests/tags")
         .join(tag)
         .join("current/link");
-    let Ok(digest) = std::fs::read_to_string(link) else {
-        return false;
-    };
-    let Some(hex) = digest.trim().strip_prefix("sha256:") else {
-        return false;
-    };
-    hex.len() > 2 && blob_data(root, hex).is_file()
+    let digest = std::fs::read_to_string(link).ok()?;
+    let digest = digest.trim();
+    let hex = digest.strip_prefix("sha256:")?;
+    (hex.len() > 2 && hex.chars().all(|c| c.is_ascii_hexdigit()) && blob_data(root, hex).is_file())
+        .then(|| digest.to_owned())
 }
 
 fn repositories(root: &Path) -> PathBuf {
@@ -226,13 +226,18 @@ pub(super) fn prune_registry(
     log: &Path,
 ) -> Result<(), Error> {
     let mut removed = false;
+    // A repository may keep several tags (the mirrored ones).
+    let mut kept: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (name, tag) in current {
+        kept.entry(name).or_default().push(tag);
+    }
+    for (name, tags_kept) in &kept {
         let tags = repositories(root).join(name).join("_manifests/tags");
         let Ok(entries) = std::fs::read_dir(&tags) else {
             continue;
         };
         for entry in entries.filter_map(|e| e.ok()) {
-            if entry.file_name().to_string_lossy() != *tag {
+            if !tags_kept.contains(&&*entry.file_name().to_string_lossy()) {
                 super::remove_dir(&entry.path())?;
                 removed = true;
             }
