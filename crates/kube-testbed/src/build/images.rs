@@ -734,25 +734,13 @@ fn build_envbuilder(
         recipe.reference(),
         base.reference()
     ));
-    let rootfs = dirs.work.join("envbuilder-rootfs");
-    remove_dir(&rootfs)?;
-    let program = rootfs.join(ENVBUILDER_ENTRYPOINT.trim_start_matches('/'));
-    let bin = program.parent().expect("the entrypoint has a folder");
-    std::fs::create_dir_all(bin).map_err(Error::io("creating", bin))?;
-    std::fs::write(&program, ENVBUILDER_STANDIN).map_err(Error::io("writing", &program))?;
-    set_mode(&program, 0o755)?;
-    let layer = dirs.work.join("envbuilder.tar");
-    oci::layer_tar(None, &rootfs, &layer, true, &dirs.log)?;
-    layout.copy_image(&base.layout_ref(), &recipe.layout_ref(), &dirs.log)?;
-    layout.add_layer(
-        &recipe.layout_ref(),
-        &layer,
-        "envbuilder stand-in",
-        &dirs.log,
-    )?;
-    layout.configure(&recipe.layout_ref(), &recipe.name.config(), &dirs.log)?;
-    remove_dir(&rootfs)?;
-    remove_file(&layer)
+    add_program_layer(
+        dirs,
+        layout,
+        (base, recipe),
+        (ENVBUILDER_ENTRYPOINT, ENVBUILDER_STANDIN),
+        ("envbuilder", "envbuilder stand-in"),
+    )
 }
 
 /// The controller placeholder image: the tools image of `base` plus the placeholder script at
@@ -768,21 +756,36 @@ fn build_controller(
         recipe.describe(),
         base.reference()
     ));
-    let rootfs = dirs.work.join("controller-rootfs");
+    add_program_layer(
+        dirs,
+        layout,
+        (base, recipe),
+        (CONTROLLER_ENTRYPOINT, CONTROLLER_PLACEHOLDER),
+        ("controller", "agent-sandbox controller placeholder"),
+    )
+}
+
+/// `recipe`'s image: a copy of `base`'s plus one layer holding `program` (its path and its
+/// content, mode 0755), then `recipe`'s configuration. `names`: the work files' prefix and the
+/// layer's description.
+fn add_program_layer(
+    dirs: &Dirs,
+    layout: &oci::Layout,
+    (base, recipe): (&Recipe, &Recipe),
+    (path, content): (&str, &str),
+    (work_name, description): (&str, &str),
+) -> Result<(), Error> {
+    let rootfs = dirs.work.join(format!("{work_name}-rootfs"));
     remove_dir(&rootfs)?;
-    std::fs::create_dir_all(&rootfs).map_err(Error::io("creating", &rootfs))?;
-    let program = rootfs.join(CONTROLLER_ENTRYPOINT.trim_start_matches('/'));
-    std::fs::write(&program, CONTROLLER_PLACEHOLDER).map_err(Error::io("writing", &program))?;
+    let program = rootfs.join(path.trim_start_matches('/'));
+    let folder = program.parent().expect("a program path has a folder");
+    std::fs::create_dir_all(folder).map_err(Error::io("creating", folder))?;
+    std::fs::write(&program, content).map_err(Error::io("writing", &program))?;
     set_mode(&program, 0o755)?;
-    let layer = dirs.work.join("controller.tar");
+    let layer = dirs.work.join(format!("{work_name}.tar"));
     oci::layer_tar(None, &rootfs, &layer, true, &dirs.log)?;
     layout.copy_image(&base.layout_ref(), &recipe.layout_ref(), &dirs.log)?;
-    layout.add_layer(
-        &recipe.layout_ref(),
-        &layer,
-        "agent-sandbox controller placeholder",
-        &dirs.log,
-    )?;
+    layout.add_layer(&recipe.layout_ref(), &layer, description, &dirs.log)?;
     layout.configure(&recipe.layout_ref(), &recipe.name.config(), &dirs.log)?;
     remove_dir(&rootfs)?;
     remove_file(&layer)
