@@ -150,6 +150,15 @@ impl Kubectl {
         self.ok(&["get", object, "-o", &format!("jsonpath={path}")], "")
     }
 
+    /// `jsonpath` of an object that may not exist yet (a controller has still to create it).
+    fn jsonpath_if_present(&self, object: &str, path: &str) -> Option<String> {
+        let output = self.run(&["get", object, "-o", &format!("jsonpath={path}")], "");
+        output
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
     fn wait_ready(&self, pod: &str) {
         self.ok(
             &[
@@ -908,7 +917,9 @@ async fn an_installed_release_controller_gets_ready_and_sandboxes_run_on_the_rea
         },
     }));
     k.eventually("the Sandbox's pod to run", Duration::from_secs(90), || {
-        k.jsonpath("pod/sleeper", "{.status.phase}") == "Running"
+        k.jsonpath_if_present("pod/sleeper", "{.status.phase}")
+            .as_deref()
+            == Some("Running")
     });
     assert_eq!(
         k.jsonpath("pod/sleeper", "{.metadata.ownerReferences[0].kind}"),
