@@ -12,10 +12,13 @@ as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-# Debian packages the tests run: shellcheck (entrypoint.sh), kubectl with kustomize (asset tests).
+# Debian packages the tests run: shellcheck (entrypoint.sh), Chromium (phase 7 opens the IDE in
+# a browser), openssl (phase 7's Vault TLS server); kubectl with kustomize (asset tests).
 install_packages() {
   local missing=()
   command -v shellcheck >/dev/null || missing+=(shellcheck)
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v openssl >/dev/null || missing+=(openssl)
   if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]}"
     as_root apt-get update -qq

@@ -2,13 +2,16 @@
 # claude-sandbox init script: PID 1 of the Sandbox pod's devcontainer.
 #
 # envbuilder builds devcontainer.json, runs postCreateCommand (`entrypoint.sh install-claude`) and
-# then runs this script as PID 1 (`exec /bin/sh $CLAUDE_SANDBOX_DIR/entrypoint.sh`), as the
-# non-root user `vscode` (passwordless sudo), in the workspace folder. envbuilder runs none of the
-# features' entrypoints, so this script does their work:
+# then runs this script as PID 1 (`exec /bin/sh $CLAUDE_SANDBOX_DIR/entrypoint.sh`) as the
+# devcontainer's containerUser, in the workspace folder. Ours is root, and CLAUDE_SANDBOX_USER
+# (vscode) is the user the IDE, Claude Code and every session run as: the init needs no sudo, which
+# gVisor cannot give (it ignores setuid bits, so sudo fails there). A devcontainer whose init runs as
+# a non-root user with passwordless sudo works too: root's share then goes through sudo. envbuilder
+# runs none of the features' entrypoints, so this script does their work:
 #   1. trusts the Vault TLS CA when it is mounted (system store, NODE_EXTRA_CA_CERTS, login shells);
 #   2. configures sshd for keys only (plus the Vault SSH user CA when mounted) on port 2222, with
 #      host keys kept on the workspace volume, and starts it as root;
-#   3. starts code-server on 0.0.0.0:13337 as the current user;
+#   3. starts code-server on 0.0.0.0:13337 as the user;
 #   4. starts dockerd through the docker-in-docker feature, only when the pod is privileged for it;
 #   5. makes sure Claude Code is installed at the wanted version;
 #   6. stays up as PID 1: restarts a daemon that exits (at most once per restart delay), and on
@@ -24,6 +27,8 @@
 #                                 writes (/etc, /usr/local/share, /var/log, /run, /workspaces
 #                                 defaults). Values given in the variables below are used as given.
 #                                 /proc is always the real one.
+#   CLAUDE_SANDBOX_USER           when this script runs as root: the user code-server, Claude Code's
+#                                 install and the folders they write belong to (empty: root)
 #   CLAUDE_SANDBOX_WORKSPACE      folder code-server opens (default: the current directory)
 #   CLAUDE_SANDBOX_LOG_DIR        daemon logs (default $ROOT/var/log/claude-sandbox): sshd.log,
 #                                 code-server.log, dockerd.log, claude-install.log
@@ -40,7 +45,7 @@
 #   CLAUDE_SANDBOX_RESTART_DELAY  seconds between restarts of one daemon (default 30)
 #
 # Commands are called by name through PATH (so tests can stub them); root's share goes through
-# `sudo -n` unless the script already runs as root.
+# `sudo -n` unless the script already runs as root, the user's through setpriv when it does.
 
 set -eu
 
@@ -85,6 +90,34 @@ if [ -z "${HOME:-}" ]; then
     export HOME
 fi
 
+# The user's side runs as CLAUDE_SANDBOX_USER when this script is root (SWITCH_USER=true), else as
+# this script's own user.
+SWITCH_USER=false
+USER_HOME=$HOME
+DEV_USER=${CLAUDE_SANDBOX_USER:-}
+if [ "$IS_ROOT" = true ] && [ -n "$DEV_USER" ] && [ "$DEV_USER" != root ]; then
+    if dev_entry=$(getent passwd "$DEV_USER"); then
+        DEV_UID=$(printf '%s\n' "$dev_entry" | cut -d: -f3)
+        DEV_GID=$(printf '%s\n' "$dev_entry" | cut -d: -f4)
+        USER_HOME=$(printf '%s\n' "$dev_entry" | cut -d: -f6)
+        SWITCH_USER=true
+    else
+        printf 'claude-sandbox: warning: CLAUDE_SANDBOX_USER %s does not exist: the IDE runs as root\n' "$DEV_USER"
+    fi
+fi
+
+# as_user CMD...: run CMD as the user, with the user's HOME, USER and ~/.local/bin first on PATH
+# (directly when this script is that user). The environment passes through.
+as_user() {
+    if [ "$SWITCH_USER" = true ]; then
+        setpriv "--reuid=$DEV_UID" "--regid=$DEV_GID" --init-groups -- \
+            env HOME="$USER_HOME" USER="$DEV_USER" LOGNAME="$DEV_USER" \
+            PATH="$USER_HOME/.local/bin:$PATH" "$@"
+    else
+        "$@"
+    fi
+}
+
 # as_root CMD...: run CMD as root (directly when already root).
 as_root() {
     if [ "$IS_ROOT" = true ]; then "$@"; else sudo -n "$@"; fi
@@ -111,9 +144,13 @@ shell_quote() {
     printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"
 }
 
-# ensure_user_dir DIR: DIR exists and the current user can write it.
+# ensure_user_dir DIR: DIR exists and belongs to the user (the current one, unless switching).
 ensure_user_dir() {
     mkdir -p "$1" 2>/dev/null || as_root mkdir -p "$1" || return 1
+    if [ "$SWITCH_USER" = true ]; then
+        chown "$DEV_UID:$DEV_GID" "$1"
+        return
+    fi
     [ -w "$1" ] || as_root chown "$(id -u)" "$1" || return 1
     [ -w "$1" ]
 }
@@ -130,8 +167,8 @@ setup_log_dir() {
 
 add_local_bin_to_path() {
     case ":$PATH:" in
-        *":$HOME/.local/bin:"*) ;;
-        *) PATH=$HOME/.local/bin:$PATH ;;
+        *":$USER_HOME/.local/bin:"*) ;;
+        *) PATH=$USER_HOME/.local/bin:$PATH ;;
     esac
     export PATH
 }
@@ -181,6 +218,18 @@ install_claude() {
         fi
     fi
     warn "Claude Code could not be installed (see $install_log); the IDE comes up without it"
+}
+
+# install_claude_as_user: install_claude as the user who runs Claude Code (its installer writes to
+# ~/.local), logging where this script logs.
+install_claude_as_user() {
+    if [ "$SWITCH_USER" = true ]; then
+        setup_log_dir
+        as_user env CLAUDE_SANDBOX_LOG_DIR="$LOG_DIR" CLAUDE_SANDBOX_STATE_DIR="$STATE_DIR" \
+            sh "$SELF" install-claude || warn "installing Claude Code as $DEV_USER failed"
+    else
+        install_claude
+    fi
 }
 
 # ---- Vault TLS CA ------------------------------------------------------------------------------
@@ -234,7 +283,9 @@ setup_sshd() {
     fi
     key_dir=$STATE_DIR/ssh
     sshd_failed=false
-    if ! mkdir -p "$key_dir" || ! chmod 700 "$key_dir"; then
+    # The workspace volume's root belongs to root: a non-root init makes the state folder its own.
+    if { [ "$IS_ROOT" = false ] && ! ensure_user_dir "$STATE_DIR"; } ||
+        ! mkdir -p "$key_dir" || ! chmod 700 "$key_dir"; then
         warn "cannot create $key_dir: sshd stays off"
         SSHD=
         return 0
@@ -284,10 +335,14 @@ start_sshd() {
 start_code_server() {
     code_server_log=$LOG_DIR/code-server.log
     if [ -n "$CS_PASSWORD" ]; then
-        PASSWORD=$CS_PASSWORD code-server --bind-addr "0.0.0.0:$CODE_SERVER_PORT" --auth password \
-            --disable-telemetry "$WORKSPACE" >>"$code_server_log" 2>&1 &
+        (
+            PASSWORD=$CS_PASSWORD
+            export PASSWORD
+            as_user code-server --bind-addr "0.0.0.0:$CODE_SERVER_PORT" --auth password \
+                --disable-telemetry "$WORKSPACE"
+        ) >>"$code_server_log" 2>&1 &
     else
-        code-server --bind-addr "0.0.0.0:$CODE_SERVER_PORT" --auth none \
+        as_user code-server --bind-addr "0.0.0.0:$CODE_SERVER_PORT" --auth none \
             --disable-telemetry "$WORKSPACE" >>"$code_server_log" 2>&1 &
     fi
 }
@@ -458,6 +513,10 @@ init() {
 
     say "starting (workspace $WORKSPACE, logs $LOG_DIR)"
     setup_log_dir
+    # Without a repository to clone, envbuilder creates the workspace folder as root.
+    if ! ensure_user_dir "$WORKSPACE"; then
+        warn "cannot make the workspace $WORKSPACE writable"
+    fi
     # Claude Code keeps its settings on the workspace volume, whose root belongs to root.
     if [ -n "${CLAUDE_CONFIG_DIR:-}" ] && ! ensure_user_dir "$CLAUDE_CONFIG_DIR"; then
         warn "cannot make $CLAUDE_CONFIG_DIR writable: Claude Code will not keep its settings"
@@ -474,7 +533,8 @@ init() {
     if command -v code-server >/dev/null; then
         launch code_server
         if [ -n "$CS_PASSWORD" ]; then cs_auth=password; else cs_auth=none; fi
-        say "code-server: started on 0.0.0.0:$CODE_SERVER_PORT, auth $cs_auth (log $LOG_DIR/code-server.log)"
+        if [ "$SWITCH_USER" = true ]; then cs_user=" as $DEV_USER"; else cs_user=; fi
+        say "code-server: started on 0.0.0.0:$CODE_SERVER_PORT$cs_user, auth $cs_auth (log $LOG_DIR/code-server.log)"
     else
         warn "code-server is not installed (the code-server feature is missing): no IDE"
     fi
@@ -490,7 +550,7 @@ init() {
         warn "CLAUDE_SANDBOX_DOCKER=true but the docker-in-docker feature is not installed"
     fi
 
-    install_claude
+    install_claude_as_user
     say "ready"
 
     while :; do
@@ -504,7 +564,7 @@ init() {
 
 case ${1:-} in
     '') init ;;
-    install-claude) install_claude ;;
+    install-claude) install_claude_as_user ;;
     watch-dockerd) watch_dockerd "${2:?watch-dockerd needs the dockerd pid file}" ;;
     *)
         echo "usage: entrypoint.sh [install-claude]" >&2

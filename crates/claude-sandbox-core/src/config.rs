@@ -10,7 +10,7 @@ use crate::{
     git_source::GitSource,
     image::ImageRef,
     input::SandboxInput,
-    layout::{DEFAULT_DEVCONTAINER_REPO, DEFAULT_ENVBUILDER_IMAGE},
+    layout::DEFAULT_ENVBUILDER_IMAGE,
     lint::{self, LintWarning},
     names::{Namespace, ObjectName, SandboxName},
     quantity::Quantity,
@@ -149,6 +149,10 @@ impl SandboxConfig {
 
 fn source_from_input(input: &SandboxInput) -> Result<DevcontainerSource, ConfigError> {
     use fields::*;
+    let devcontainer_json = || match &input.devcontainer_json {
+        Some(path) => read_devcontainer_json(path),
+        None => Ok(assets::DEVCONTAINER_JSON.to_owned()),
+    };
     match (&input.repo, &input.devcontainer_repo) {
         (Some(_), Some(_)) => Err(ConfigError::Conflict {
             first: REPO,
@@ -157,26 +161,23 @@ fn source_from_input(input: &SandboxInput) -> Result<DevcontainerSource, ConfigE
         }),
         (Some(repo), None) => Ok(DevcontainerSource::Project {
             repo: GitSource::parse(REPO, repo)?,
-            devcontainer_json: match &input.devcontainer_json {
-                Some(path) => read_devcontainer_json(path)?,
-                None => assets::DEVCONTAINER_JSON.to_owned(),
-            },
+            devcontainer_json: devcontainer_json()?,
         }),
-        (None, repo) => {
+        (None, Some(repo)) => {
             if input.devcontainer_json.is_some() {
                 return Err(ConfigError::Conflict {
                     first: DEVCONTAINER_JSON,
                     second: DEVCONTAINER_REPO,
-                    fix: "a custom devcontainer.json is shipped only in project mode: add --repo URL, or commit it to the devcontainer repository",
+                    fix: "the devcontainer repository brings its own devcontainer.json: commit it there, or drop --devcontainer-repo to ship this one",
                 });
             }
             Ok(DevcontainerSource::Repository {
-                repo: GitSource::parse(
-                    DEVCONTAINER_REPO,
-                    repo.as_deref().unwrap_or(DEFAULT_DEVCONTAINER_REPO),
-                )?,
+                repo: GitSource::parse(DEVCONTAINER_REPO, repo)?,
             })
         }
+        (None, None) => Ok(DevcontainerSource::Bundled {
+            devcontainer_json: devcontainer_json()?,
+        }),
     }
 }
 
@@ -223,12 +224,17 @@ mod tests {
         assert_eq!(c.code_server_auth, CodeServerAuth::None);
         assert_eq!(c.claude_code_version.as_str(), "stable");
         assert!(!c.docker);
-        assert_eq!(c.source.repo().envbuilder_url(), DEFAULT_DEVCONTAINER_REPO);
-        assert_eq!(c.source.workspace_folder(), "/workspaces/claude-sandbox");
-        assert_eq!(c.source.devcontainer_dir(), "k8s/agent-sandbox");
+        // No repository of ours: the bundled definition and an empty workspace.
+        assert_eq!(c.source.repo(), None);
+        assert_eq!(c.source.workspace_folder(), "/workspaces/workspace");
         assert_eq!(
-            c.source.assets_dir(),
-            "/workspaces/claude-sandbox/k8s/agent-sandbox"
+            c.source.devcontainer_dir(),
+            "/etc/claude-sandbox/devcontainer"
+        );
+        assert_eq!(c.source.assets_dir(), "/etc/claude-sandbox/devcontainer");
+        assert_eq!(
+            c.source.bundled_devcontainer_json(),
+            Some(assets::DEVCONTAINER_JSON)
         );
         assert_eq!(c.resources.requests.cpu.as_str(), "1");
         assert_eq!(c.resources.limits.memory.as_str(), "8Gi");
@@ -253,7 +259,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(
-            c.source.repo().envbuilder_url(),
+            c.source.repo().unwrap().envbuilder_url(),
             "https://github.com/acme/app.git#refs/heads/dev"
         );
         assert_eq!(c.source.workspace_folder(), "/workspaces/app");
@@ -266,6 +272,26 @@ mod tests {
             Some(assets::DEVCONTAINER_JSON)
         );
         assert!(c.lint().is_empty(), "{:?}", c.lint());
+    }
+
+    #[test]
+    fn a_devcontainer_repository_brings_its_own_definition() {
+        let c = config(SandboxInput {
+            devcontainer_repo: Some("https://github.com/acme/claude-sandbox.git".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            c.source.repo().unwrap().envbuilder_url(),
+            "https://github.com/acme/claude-sandbox.git"
+        );
+        assert_eq!(c.source.workspace_folder(), "/workspaces/claude-sandbox");
+        assert_eq!(c.source.devcontainer_dir(), "k8s/agent-sandbox");
+        assert_eq!(
+            c.source.assets_dir(),
+            "/workspaces/claude-sandbox/k8s/agent-sandbox"
+        );
+        assert_eq!(c.source.bundled_devcontainer_json(), None);
     }
 
     #[test]
@@ -371,10 +397,18 @@ mod tests {
             ),
             (
                 SandboxInput {
+                    devcontainer_repo: Some("https://h/b".into()),
                     devcontainer_json: Some("x.json".into()),
                     ..Default::default()
                 },
-                "project mode",
+                "brings its own devcontainer.json",
+            ),
+            (
+                SandboxInput {
+                    devcontainer_json: Some("/nonexistent/y.json".into()),
+                    ..Default::default()
+                },
+                "/nonexistent/y.json",
             ),
             (
                 SandboxInput {

@@ -17,12 +17,14 @@ pub const USER: &str = "vscode";
 pub const WORKSPACES_DIR: &str = "/workspaces";
 /// The volume claim template's name; the controller names the PVC `workspaces-<sandbox>`.
 pub const WORKSPACE_VOLUME: &str = "workspaces";
+/// The workspace folder when nothing is cloned (the bundled devcontainer, no `--repo`).
+pub const BUNDLED_WORKSPACE: &str = "/workspaces/workspace";
 /// Claude Code's settings and sessions, on the workspace volume so they survive restarts.
 pub const CLAUDE_CONFIG_DIR: &str = "/workspaces/.claude";
 
 /// The folder inside the repository that holds devcontainer.json and entrypoint.sh.
 pub const REPO_ASSETS_DIR: &str = "k8s/agent-sandbox";
-/// Where project mode mounts the bundled devcontainer.json and entrypoint.sh (a ConfigMap).
+/// Where the bundled devcontainer.json and entrypoint.sh are mounted (a ConfigMap).
 pub const BUNDLED_ASSETS_DIR: &str = "/etc/claude-sandbox/devcontainer";
 /// Where the Vault TLS CA volume is mounted, and the file in it.
 pub const VAULT_CA_DIR: &str = "/etc/claude-sandbox/vault-ca";
@@ -44,6 +46,9 @@ pub const DEVCONTAINER_FILE: &str = "devcontainer.json";
 
 /// Environment variables the init script reads.
 pub mod env {
+    /// The user a root init runs the IDE, Claude Code and sessions as (devcontainer.json's
+    /// containerEnv; the session launcher reads it from PID 1's environment).
+    pub const USER: &str = "CLAUDE_SANDBOX_USER";
     pub const ASSETS_DIR: &str = "CLAUDE_SANDBOX_DIR";
     pub const WORKSPACE: &str = "CLAUDE_SANDBOX_WORKSPACE";
     pub const DOCKER: &str = "CLAUDE_SANDBOX_DOCKER";
@@ -73,7 +78,5 @@ pub const SECRET_GIT_CREDENTIALS: [(&str, &str); 2] = [
     ("ENVBUILDER_GIT_PASSWORD", "GIT_PASSWORD"),
 ];
 
-/// The repository whose `k8s/agent-sandbox` envbuilder clones when no other is given.
-pub const DEFAULT_DEVCONTAINER_REPO: &str = "https://github.com/claude-sandbox/claude-sandbox.git";
 /// The envbuilder image, pinned.
 pub const DEFAULT_ENVBUILDER_IMAGE: &str = "ghcr.io/coder/envbuilder:1.3.0";

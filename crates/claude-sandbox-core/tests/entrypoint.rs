@@ -10,7 +10,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use claude_sandbox_core::layout::{CODE_SERVER_PORT, SECRET_ENV_KEYS, SSH_PORT, USER};
+use claude_sandbox_core::layout::{CODE_SERVER_PORT, SECRET_ENV_KEYS, SSH_PORT, USER, env};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -83,8 +83,10 @@ fn devcontainer_json_is_plain_json_with_the_expected_setup() {
     );
     assert_eq!(features.len(), 4);
 
+    // The init runs as root (no sudo: gVisor cannot give it), everything of the user's as USER.
     assert_eq!(json["remoteUser"], USER);
-    assert_eq!(json["containerUser"], USER);
+    assert_eq!(json["containerUser"], "root");
+    assert_eq!(json["containerEnv"][env::USER], USER);
     assert_eq!(
         json["containerEnv"]["CLAUDE_CONFIG_DIR"],
         "/workspaces/.claude"
@@ -155,6 +157,9 @@ struct Setup {
     /// The code-server stub exits at once instead of running like a daemon.
     code_server_crashes: bool,
     restart_delay: Option<u32>,
+    /// The script runs as root with CLAUDE_SANDBOX_USER=vscode (uid 1000), as devcontainer.json
+    /// has it; else as uid 1000 itself, with sudo.
+    root: bool,
 }
 
 /// A temporary root (`CLAUDE_SANDBOX_ROOT`) with stub commands first on PATH.
@@ -289,16 +294,45 @@ impl Fixture {
             format!("cat <<'EOF'\n{installer}\nEOF")
         };
 
+        // As root, setpriv's stub makes `id` answer 1000 for what it runs.
+        let id = if self.setup.root {
+            "u=${STUB_UID:-0}\ncase \"$1\" in -u | -g) echo \"$u\" ;; *) echo \"uid=$u gid=$u\" ;; esac\n"
+        } else {
+            "case \"$1\" in -u | -g) echo 1000 ;; *) echo 'uid=1000(vscode) gid=1000(vscode)' ;; esac\n"
+        };
         let mut stubs = vec![
-            ("id", "case \"$1\" in -u | -g) echo 1000 ;; *) echo 'uid=1000(vscode) gid=1000(vscode)' ;; esac\n".to_owned()),
-            ("sudo", format!("{}[ \"$1\" = -n ] && shift\nexec \"$@\"\n", record("sudo"))),
-            ("ssh-keygen", format!(
-                "{}while [ $# -gt 0 ]; do [ \"$1\" = -f ] && f=$2; shift; done\necho private >\"$f\"\necho public >\"$f.pub\"\n",
-                record("ssh-keygen")
-            )),
+            ("id", id.to_owned()),
+            (
+                "sudo",
+                format!("{}[ \"$1\" = -n ] && shift\nexec \"$@\"\n", record("sudo")),
+            ),
+            (
+                "ssh-keygen",
+                format!(
+                    "{}while [ $# -gt 0 ]; do [ \"$1\" = -f ] && f=$2; shift; done\necho private >\"$f\"\necho public >\"$f.pub\"\n",
+                    record("ssh-keygen")
+                ),
+            ),
             ("update-ca-certificates", record("update-ca-certificates")),
             ("curl", format!("{}{curl_tail}\n", record("curl"))),
         ];
+        if self.setup.root {
+            stubs.push((
+                "setpriv",
+                format!(
+                    "{}while [ $# -gt 0 ] && [ \"$1\" != -- ]; do shift; done\nshift\nSTUB_UID=1000 exec \"$@\"\n",
+                    record("setpriv")
+                ),
+            ));
+            stubs.push((
+                "getent",
+                format!(
+                    "[ \"$1 $2\" = 'passwd vscode' ] || exit 2\necho 'vscode:x:1000:1000::{}:/bin/bash'\n",
+                    self.home.display()
+                ),
+            ));
+            stubs.push(("chown", record("chown")));
+        }
         stubs.push(("sshd", self.daemon_stub("sshd", "")));
         stubs.push((
             "code-server",
@@ -352,6 +386,11 @@ impl Fixture {
         }
         if let Some(delay) = self.setup.restart_delay {
             command.env("CLAUDE_SANDBOX_RESTART_DELAY", delay.to_string());
+        }
+        if self.setup.root {
+            command
+                .env(env::USER, USER)
+                .env("HOME", self.root.join("root"));
         }
         command
     }
@@ -740,6 +779,83 @@ fn check_init(setup: Setup) {
             );
         }
     }
+}
+
+/// As devcontainer.json runs it: as root, so nothing goes through sudo; code-server and Claude
+/// Code's install run as the user (setpriv), with the user's home, and the user's folders become
+/// theirs.
+#[test]
+fn a_root_init_runs_the_users_side_as_the_user_without_sudo() {
+    let fixture = Fixture::new(Setup {
+        root: true,
+        vault_ca: true,
+        ssh_ca: true,
+        password: true,
+        claude: Some("1.2.3"),
+        ..Setup::default()
+    });
+    let init = fixture.start_init();
+    assert!(
+        fixture.calls_named("sudo").is_empty(),
+        "{:#?}",
+        fixture.calls()
+    );
+    assert_eq!(fixture.calls_named("sshd")[0].args, "-D -e -p 2222");
+    assert_eq!(fixture.drop_in(), expected_drop_in(&fixture, true));
+
+    let switches: Vec<String> = fixture
+        .calls_named("setpriv")
+        .into_iter()
+        .map(|c| c.args)
+        .collect();
+    let home = fixture.home.display();
+    let as_user = format!(
+        "--reuid=1000 --regid=1000 --init-groups -- env HOME={home} USER=vscode LOGNAME=vscode PATH={home}/.local/bin:"
+    );
+    let code_server = switches
+        .iter()
+        .find(|args| args.contains(" code-server "))
+        .unwrap_or_else(|| panic!("code-server not started as the user: {switches:#?}"));
+    assert!(code_server.starts_with(&as_user), "{code_server}");
+    assert!(
+        code_server.ends_with(&format!(
+            "code-server --bind-addr 0.0.0.0:13337 --auth password --disable-telemetry {}",
+            fixture.workspace.display()
+        )),
+        "{code_server}"
+    );
+    // The password reaches code-server through setpriv, in its environment only.
+    assert!(
+        fixture.calls_named("code-server")[0]
+            .env
+            .contains("PASSWORD=set PASSWORD_OK=yes")
+    );
+    let install = switches
+        .iter()
+        .find(|args| args.ends_with(" install-claude"))
+        .unwrap_or_else(|| panic!("Claude Code not installed as the user: {switches:#?}"));
+    assert!(install.starts_with(&as_user), "{install}");
+
+    let chowned: Vec<String> = fixture
+        .calls_named("chown")
+        .into_iter()
+        .map(|c| c.args)
+        .collect();
+    for dir in [&fixture.workspace, &fixture.logs] {
+        assert!(
+            chowned.contains(&format!("1000:1000 {}", dir.display())),
+            "{} not given to the user: {chowned:#?}",
+            dir.display()
+        );
+    }
+    assert!(
+        init.stdout().contains(
+            "claude-sandbox: code-server: started on 0.0.0.0:13337 as vscode, auth password"
+        ),
+        "{}",
+        init.stdout()
+    );
+    assert_eq!(init.stop().code(), Some(0));
 }
 
 #[test]

@@ -25,6 +25,9 @@ pub struct Cluster {
     pub namespace: String,
     /// The API server's URL, for messages.
     pub server: String,
+    /// Whether exec can tell a command that its stdin ended (WebSocket protocol v5, served from
+    /// Kubernetes 1.30 on); see [`crate::exec`].
+    pub stdin_close: bool,
 }
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -50,16 +53,33 @@ impl Cluster {
                     },
                     other => other,
                 })?;
-        tracing::debug!(%server, version = %version.git_version, %namespace, "connected");
+        let stdin_close = serves_stdin_close(&version.major, &version.minor);
+        tracing::debug!(%server, version = %version.git_version, %namespace, stdin_close, "connected");
         Ok(Self {
             client,
             namespace,
             server,
+            stdin_close,
         })
     }
 
     pub fn error(&self, error: kube::Error) -> Error {
         Error::from_kube(error, &self.server)
+    }
+}
+
+/// Kubernetes 1.30 and later serve exec's WebSocket protocol v5, which can close stdin alone.
+/// Minor versions may carry a suffix (`"20+"` on some managed clusters).
+fn serves_stdin_close(major: &str, minor: &str) -> bool {
+    let number = |s: &str| {
+        s.trim_end_matches(|c: char| !c.is_ascii_digit())
+            .parse::<u32>()
+            .ok()
+    };
+    match (number(major), number(minor)) {
+        (Some(major), Some(minor)) => (major, minor) >= (1, 30),
+        // An unreadable version: assume a current server.
+        _ => true,
     }
 }
 
@@ -87,4 +107,16 @@ async fn load_config(options: &ConnectOptions) -> Result<Config, Error> {
     };
     config.connect_timeout = Some(CONNECT_TIMEOUT);
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn stdin_close_needs_kubernetes_1_30() {
+        assert!(!super::serves_stdin_close("1", "20"));
+        assert!(!super::serves_stdin_close("1", "29+"));
+        assert!(super::serves_stdin_close("1", "30"));
+        assert!(super::serves_stdin_close("1", "33+"));
+        assert!(super::serves_stdin_close("", ""));
+    }
 }

@@ -1,5 +1,11 @@
 //! Running commands in a sandbox's devcontainer through the API server's exec (WebSocket), and
 //! reading how they ended.
+//!
+//! API servers before Kubernetes 1.30 speak the WebSocket protocol v4, which cannot tell a command
+//! that its stdin ended: closing stdin closes the whole session, and the exit status is lost. On
+//! those, a stdin whose end matters (a pipe or a file, not a terminal or a tunnel) is framed in
+//! band instead: base64 lines, then a `.` line, which a shell pipeline in front of the command
+//! decodes (sed and base64, in every Debian image), so the command sees a real end of input.
 
 use std::{
     io::ErrorKind,
@@ -16,7 +22,7 @@ use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf, ReadHalf, SimplexStream, WriteHalf},
     sync::oneshot,
 };
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tokio_util::sync::{CancellationToken, DropGuard, WaitForCancellationFutureOwned};
 
 use crate::{error::Error, sandbox_pod::SandboxPod};
 
@@ -31,9 +37,17 @@ const STREAM_BUFFER: usize = 256 * 1024;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ExecStreams {
     pub stdin: bool,
+    /// The command must see stdin end (a pipe or a file; a tunnel ends with its connection).
+    pub stdin_end: bool,
     /// A terminal: stdout only, and resizes.
     pub tty: bool,
 }
+
+/// What decodes a framed stdin in front of `"$@"` (see the module's comment): the first sed stops
+/// at the `.` line, the second drops it.
+const FRAMED_STDIN: &str = r#"sed -u '/^\.$/q' | sed '$d' | base64 -d | "$@""#;
+/// Input bytes per framed line.
+const FRAME: usize = 48 * 1024;
 
 /// What a command printed and how it ended.
 #[derive(Debug, Clone)]
@@ -67,7 +81,17 @@ impl SandboxPod {
         command: &[String],
         streams: ExecStreams,
     ) -> Result<ExecProcess, Error> {
-        tracing::debug!(pod = %self.name, program = ?command.first(), tty = streams.tty, "exec");
+        let framed = streams.stdin && streams.stdin_end && !streams.tty && !self.stdin_close;
+        tracing::debug!(pod = %self.name, program = ?command.first(), tty = streams.tty, framed, "exec");
+        let command: Vec<String> = if framed {
+            ["sh", "-c", FRAMED_STDIN, "claude-sandbox-stdin"]
+                .into_iter()
+                .map(str::to_owned)
+                .chain(command.iter().cloned())
+                .collect()
+        } else {
+            command.to_vec()
+        };
         let params = AttachParams {
             container: Some(layout::CONTAINER_NAME.to_owned()),
             stdin: streams.stdin,
@@ -83,7 +107,7 @@ impl SandboxPod {
             .exec(&self.name, command, &params)
             .await
             .map_err(|e| self.stream_error(e, "exec", "exec in"))?;
-        Ok(ExecProcess::new(process, &self.sandbox))
+        Ok(ExecProcess::new(process, &self.sandbox, framed))
     }
 
     /// Runs `command` to the end with `stdin` as its input, collecting its output.
@@ -93,6 +117,7 @@ impl SandboxPod {
                 command,
                 ExecStreams {
                     stdin: stdin.is_some(),
+                    stdin_end: true,
                     tty: false,
                 },
             )
@@ -135,16 +160,20 @@ pub struct ExecProcess {
     pub terminal_size: Option<TerminalSizeSender>,
     status: oneshot::Receiver<Option<Status>>,
     sandbox: String,
+    /// Ends a framed stdin's hold on the session (with the status, or with this process).
+    _ended: DropGuard,
     /// The session ends when the process and its readers are all dropped.
     _session: Arc<AttachedProcess>,
 }
 
 impl ExecProcess {
-    fn new(mut process: AttachedProcess, sandbox: &str) -> Self {
+    fn new(mut process: AttachedProcess, sandbox: &str, framed: bool) -> Self {
         let lost = CancellationToken::new();
+        let ended = CancellationToken::new();
         let (status_tx, status) = oneshot::channel();
         let status_future = process.take_status();
         let on_status = lost.clone();
+        let on_end = ended.clone();
         tokio::spawn(async move {
             let status = match status_future {
                 Some(future) => future.await,
@@ -153,9 +182,14 @@ impl ExecProcess {
             if status.is_none() {
                 on_status.cancel();
             }
+            on_end.cancel();
             let _ = status_tx.send(status);
         });
-        let (stdin, stdout, stderr) = (process.stdin(), process.stdout(), process.stderr());
+        let stdin = match process.stdin() {
+            Some(writer) if framed => Some(framed_stdin(writer, ended.clone())),
+            other => other,
+        };
+        let (stdout, stderr) = (process.stdout(), process.stderr());
         let terminal_size = process.terminal_size();
         let session = Arc::new(process);
         let reader = |r: Option<ReadHalf<SimplexStream>>| {
@@ -172,6 +206,7 @@ impl ExecProcess {
             terminal_size,
             status,
             sandbox: sandbox.to_owned(),
+            _ended: ended.drop_guard(),
             _session: session,
         }
     }
@@ -188,6 +223,35 @@ impl ExecProcess {
             Error::Access(format!("exec in sandbox {sandbox} failed: {message}"))
         })
     }
+}
+
+/// The writer of a framed stdin: what is written to it goes to `session` as base64 lines, and its
+/// end as a `.` line. `session` itself stays open until `ended`: dropping it would close the
+/// whole session (protocol v4).
+fn framed_stdin(
+    mut session: WriteHalf<SimplexStream>,
+    ended: CancellationToken,
+) -> WriteHalf<SimplexStream> {
+    use base64::Engine;
+    let (mut input, writer) = tokio::io::simplex(STREAM_BUFFER);
+    tokio::spawn(async move {
+        let mut chunk = vec![0; FRAME];
+        loop {
+            let n = match input.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let mut line = base64::engine::general_purpose::STANDARD.encode(&chunk[..n]);
+            line.push('\n');
+            if session.write_all(line.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+        let _ = session.write_all(b".\n").await;
+        let _ = session.flush().await;
+        ended.cancelled().await;
+    });
+    writer
 }
 
 /// An output stream of an [`ExecProcess`]: what arrived, then the end, or an error once the

@@ -3,8 +3,7 @@
 use std::collections::BTreeMap;
 
 use claude_sandbox_core::{
-    CaSource, CaSourceKind, CodeServerAuth, DevcontainerSource, ResourceList, SandboxApiVersion,
-    SandboxConfig, assets,
+    CaSource, CaSourceKind, CodeServerAuth, ResourceList, SandboxApiVersion, SandboxConfig, assets,
     layout::{self, env},
 };
 use k8s_openapi::{
@@ -52,7 +51,8 @@ pub fn render(config: &SandboxConfig) -> RenderedSandbox {
     }
 }
 
-/// The name of the ConfigMap that carries the bundled devcontainer files in project mode.
+/// The name of the ConfigMap that carries the bundled devcontainer files (unless they come from a
+/// cloned devcontainer repository).
 pub fn bundled_assets_config_map_name(config: &SandboxConfig) -> String {
     format!("{}-devcontainer", config.name)
 }
@@ -189,7 +189,7 @@ fn mounts(config: &SandboxConfig) -> Vec<Mount> {
             )),
         ),
     ];
-    if let DevcontainerSource::Project { .. } = config.source {
+    if config.source.bundled_devcontainer_json().is_some() {
         mounts.push(mount(
             BUNDLED_ASSETS_VOLUME,
             layout::BUNDLED_ASSETS_DIR,
@@ -260,9 +260,18 @@ fn env_vars(config: &SandboxConfig, mounts: &[Mount]) -> Vec<EnvVar> {
                 .filter(|path| *path != layout::WORKSPACES_DIR),
         )
         .collect();
-    let mut vars = vec![
-        value("ENVBUILDER_GIT_URL", &source.repo().envbuilder_url()),
-        value("ENVBUILDER_GIT_CLONE_SINGLE_BRANCH", "true"),
+    // Without a repository envbuilder clones nothing and builds the bundled definition.
+    let mut vars: Vec<EnvVar> = source
+        .repo()
+        .into_iter()
+        .flat_map(|repo| {
+            [
+                value("ENVBUILDER_GIT_URL", &repo.envbuilder_url()),
+                value("ENVBUILDER_GIT_CLONE_SINGLE_BRANCH", "true"),
+            ]
+        })
+        .collect();
+    vars.extend([
         value("ENVBUILDER_WORKSPACE_FOLDER", &source.workspace_folder()),
         value("ENVBUILDER_DEVCONTAINER_DIR", &source.devcontainer_dir()),
         value(
@@ -270,12 +279,15 @@ fn env_vars(config: &SandboxConfig, mounts: &[Mount]) -> Vec<EnvVar> {
             &format!("exec /bin/sh {assets_dir}/{}", layout::ENTRYPOINT_FILE),
         ),
         value("ENVBUILDER_IGNORE_PATHS", &ignore_paths.join(",")),
-    ];
-    vars.extend(
-        layout::SECRET_GIT_CREDENTIALS
-            .iter()
-            .map(|(name, key)| from_secret(name, config.secret.as_str(), key, true)),
-    );
+    ]);
+    // Clone credentials, only when there is something to clone.
+    if source.repo().is_some() {
+        vars.extend(
+            layout::SECRET_GIT_CREDENTIALS
+                .iter()
+                .map(|(name, key)| from_secret(name, config.secret.as_str(), key, true)),
+        );
+    }
     vars.extend([
         value(env::ASSETS_DIR, &assets_dir),
         value(env::WORKSPACE, &source.workspace_folder()),

@@ -14,7 +14,7 @@ pub enum SandboxObject {
 /// Every object that makes up one sandbox, in the order they are applied.
 #[derive(Clone, Debug)]
 pub struct RenderedSandbox {
-    /// Project mode only: the bundled devcontainer.json and entrypoint.sh.
+    /// The bundled devcontainer.json and entrypoint.sh, unless a devcontainer repository brings them.
     pub config_map: Option<ConfigMap>,
     pub sandbox: SandboxObject,
     pub service: Service,

@@ -15,6 +15,8 @@ pub struct SandboxPod {
     pub name: String,
     /// The pod as it was found.
     pub pod: Pod,
+    /// See [`Cluster::stdin_close`].
+    pub stdin_close: bool,
 }
 
 impl SandboxPod {
@@ -63,6 +65,7 @@ impl SandboxPod {
             sandbox: sandbox.name.clone(),
             name,
             pod,
+            stdin_close: cluster.stdin_close,
         })
     }
 

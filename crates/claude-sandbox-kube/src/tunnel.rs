@@ -277,6 +277,8 @@ async fn open_exec(pod: &SandboxPod, relay: Relay, port: u16) -> Result<TunnelSt
             &relay.command(port),
             ExecStreams {
                 stdin: true,
+                // The connection's end ends the relay.
+                stdin_end: false,
                 tty: false,
             },
         )
@@ -284,6 +286,9 @@ async fn open_exec(pod: &SandboxPod, relay: Relay, port: u16) -> Result<TunnelSt
     let reader = process.stdout.take().expect("stdout was asked for");
     let writer = process.stdin.take().expect("stdin was asked for");
     let mut stderr = process.stderr.take().expect("stderr was asked for");
+    // Before Kubernetes 1.30 the local side's end closes the whole session (see exec.rs): a
+    // missing exit status is then how every connection ends, not a failure.
+    let status_expected = pod.stdin_close;
     let failure = async move {
         let mut said = Vec::new();
         let (_, code) = tokio::join!(stderr.read_to_end(&mut said), process.exit_code());
@@ -292,6 +297,7 @@ async fn open_exec(pod: &SandboxPod, relay: Relay, port: u16) -> Result<TunnelSt
             Ok(0) => None,
             Ok(code) if said.is_empty() => Some(format!("the relay exited with code {code}")),
             Ok(_) => Some(said),
+            Err(_) if !status_expected && said.is_empty() => None,
             Err(error) => Some(error.to_string()),
         }
     };

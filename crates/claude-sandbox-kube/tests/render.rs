@@ -38,7 +38,97 @@ fn env_value<'a>(sandbox: &'a Value, name: &str) -> &'a str {
 
 #[test]
 fn default_sandbox_snapshot() {
-    insta::assert_snapshot!(rendered(SandboxInput::default()).to_yaml());
+    let mut rendered = rendered(SandboxInput::default());
+    // The ConfigMap's data is the bundled files, compared in
+    // `the_default_ships_the_bundled_devcontainer_and_clones_nothing`, not snapshotted.
+    let config_map = rendered.config_map.as_mut().expect("the bundled files");
+    for text in config_map.data.as_mut().unwrap().values_mut() {
+        *text = "(the bundled file)".to_owned();
+    }
+    insta::assert_snapshot!(rendered.to_yaml());
+}
+
+#[test]
+fn the_default_ships_the_bundled_devcontainer_and_clones_nothing() {
+    let objects = rendered(SandboxInput::default()).objects();
+    let config_map = &objects[0];
+    assert_eq!(config_map["kind"], "ConfigMap");
+    assert_eq!(
+        config_map["metadata"]["name"],
+        "claude-code-sandbox-devcontainer"
+    );
+    assert_eq!(
+        config_map["data"]["devcontainer.json"],
+        claude_sandbox_core::assets::DEVCONTAINER_JSON
+    );
+    assert_eq!(
+        config_map["data"]["entrypoint.sh"],
+        claude_sandbox_core::assets::ENTRYPOINT_SH
+    );
+    let sandbox = sandbox_json(SandboxInput::default());
+    // No URL: envbuilder clones nothing (and needs no repository of ours).
+    assert!(env(&sandbox, "ENVBUILDER_GIT_URL").is_none());
+    assert!(env(&sandbox, "ENVBUILDER_GIT_CLONE_SINGLE_BRANCH").is_none());
+    assert_eq!(
+        env_value(&sandbox, "ENVBUILDER_WORKSPACE_FOLDER"),
+        "/workspaces/workspace"
+    );
+    assert_eq!(
+        env_value(&sandbox, "CLAUDE_SANDBOX_WORKSPACE"),
+        "/workspaces/workspace"
+    );
+    assert_eq!(
+        env_value(&sandbox, "ENVBUILDER_DEVCONTAINER_DIR"),
+        "/etc/claude-sandbox/devcontainer"
+    );
+    assert_eq!(
+        env_value(&sandbox, "ENVBUILDER_INIT_SCRIPT"),
+        "exec /bin/sh /etc/claude-sandbox/devcontainer/entrypoint.sh"
+    );
+    let volumes = &sandbox["spec"]["podTemplate"]["spec"]["volumes"];
+    assert_eq!(
+        volumes[2]["configMap"]["name"],
+        "claude-code-sandbox-devcontainer"
+    );
+}
+
+#[test]
+fn a_devcontainer_repository_is_cloned_and_built_from() {
+    let input = SandboxInput {
+        devcontainer_repo: Some("https://github.com/acme/claude-sandbox.git#team".into()),
+        ..Default::default()
+    };
+    let objects = rendered(input.clone()).objects();
+    let kinds: Vec<&str> = objects
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["Sandbox", "Service"],
+        "the repository brings the files"
+    );
+    let sandbox = sandbox_json(input);
+    assert_eq!(
+        env_value(&sandbox, "ENVBUILDER_GIT_URL"),
+        "https://github.com/acme/claude-sandbox.git#refs/heads/team"
+    );
+    assert_eq!(
+        env_value(&sandbox, "ENVBUILDER_WORKSPACE_FOLDER"),
+        "/workspaces/claude-sandbox"
+    );
+    assert_eq!(
+        env_value(&sandbox, "ENVBUILDER_DEVCONTAINER_DIR"),
+        "k8s/agent-sandbox"
+    );
+    assert_eq!(
+        env_value(&sandbox, "ENVBUILDER_INIT_SCRIPT"),
+        "exec /bin/sh /workspaces/claude-sandbox/k8s/agent-sandbox/entrypoint.sh"
+    );
+    assert_eq!(
+        env_value(&sandbox, "ENVBUILDER_IGNORE_PATHS"),
+        "/var/run,/product_uuid,/product_name,/etc/claude-sandbox/vault-ca,/etc/claude-sandbox/vault-ssh-ca"
+    );
 }
 
 #[test]
@@ -89,15 +179,7 @@ fn the_default_pod_follows_upstream_facts() {
     // envbuilder's defaults stay, and every mount is ignored by the build.
     assert_eq!(
         env_value(&sandbox, "ENVBUILDER_IGNORE_PATHS"),
-        "/var/run,/product_uuid,/product_name,/etc/claude-sandbox/vault-ca,/etc/claude-sandbox/vault-ssh-ca"
-    );
-    assert_eq!(
-        env_value(&sandbox, "ENVBUILDER_DEVCONTAINER_DIR"),
-        "k8s/agent-sandbox"
-    );
-    assert_eq!(
-        env_value(&sandbox, "ENVBUILDER_INIT_SCRIPT"),
-        "exec /bin/sh /workspaces/claude-sandbox/k8s/agent-sandbox/entrypoint.sh"
+        "/var/run,/product_uuid,/product_name,/etc/claude-sandbox/vault-ca,/etc/claude-sandbox/vault-ssh-ca,/etc/claude-sandbox/devcontainer"
     );
     // The startup probe outlasts a 15-minute first build.
     let startup = &c["startupProbe"];
@@ -142,10 +224,18 @@ fn secrets_are_references_never_values() {
         password["optional"], false,
         "asked-for password auth must not fall back to none"
     );
-    let git_user = &env(&sandbox, "ENVBUILDER_GIT_USERNAME").unwrap()["valueFrom"]["secretKeyRef"];
+    let project = sandbox_json(SandboxInput {
+        repo: Some("https://github.com/acme/app.git".into()),
+        ..Default::default()
+    });
+    let git_user = &env(&project, "ENVBUILDER_GIT_USERNAME").unwrap()["valueFrom"]["secretKeyRef"];
     assert_eq!(git_user["key"], "GIT_USERNAME");
     let none = sandbox_json(SandboxInput::default());
     assert!(env(&none, "CODE_SERVER_PASSWORD").is_none());
+    assert!(
+        env(&none, "ENVBUILDER_GIT_USERNAME").is_none(),
+        "nothing to clone, no clone credentials"
+    );
 }
 
 #[test]

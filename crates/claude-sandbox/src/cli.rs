@@ -466,12 +466,12 @@ pub struct SandboxArgs {
     #[arg(long, value_name = "URL", help_heading = "Devcontainer")]
     pub repo: Option<String>,
 
-    /// The repository holding k8s/agent-sandbox that envbuilder clones and builds, URL[#BRANCH]
-    /// [default: this project's].
+    /// A repository holding k8s/agent-sandbox (your fork of this project) that envbuilder clones
+    /// and builds from, URL[#BRANCH] [default: none; the bundled definition, empty workspace].
     #[arg(long, value_name = "URL", help_heading = "Devcontainer")]
     pub devcontainer_repo: Option<String>,
 
-    /// In project mode, ship this devcontainer.json instead of the bundled one.
+    /// Ship this devcontainer.json instead of the bundled one (not with --devcontainer-repo).
     #[arg(long, value_name = "FILE", help_heading = "Devcontainer")]
     pub devcontainer_json: Option<PathBuf>,
 

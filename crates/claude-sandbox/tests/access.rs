@@ -5,21 +5,17 @@
 
 mod support;
 
-use std::{
-    os::unix::fs::PermissionsExt,
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{os::unix::fs::PermissionsExt, path::Path, time::Duration};
 
 use kube_testbed::{BehaviourRule, TestCluster};
-use support::{add_behaviour_rules, cli, cli_with_input, command};
+use support::{SshHome, add_behaviour_rules, cli, cli_with_input, command};
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     net::TcpStream,
 };
 
-/// The default sandbox's workspace folder (the devcontainer repository's name).
-const WORKSPACE: &str = "/workspaces/claude-sandbox";
+/// The default sandbox's workspace folder (nothing cloned: the bundled devcontainer).
+const WORKSPACE: &str = "/workspaces/workspace";
 const SECRET_VALUE: &str = "ghp_AccessTestSecretValue";
 
 /// The devcontainer's user: vscode in a real sandbox, the testbed's pod user here.
@@ -333,14 +329,7 @@ async fn health(port: u16) -> String {
 }
 
 async fn health_once(port: u16) -> String {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    stream
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    response.lines().next().unwrap_or_default().to_owned()
+    support::http_get(port, "/healthz").await.0
 }
 
 #[tokio::test]
@@ -411,36 +400,6 @@ async fn connect_carries_parallel_requests_over_both_transports_and_reconnects()
     assert_eq!(cut.status.code(), Some(1));
     let said = String::from_utf8_lossy(&cut.stderr);
     assert!(said.contains("the connection was lost"), "{said}");
-}
-
-/// A home folder of its own (for the known_hosts file) with a new ed25519 key pair.
-struct SshHome {
-    dir: tempfile::TempDir,
-    key: PathBuf,
-    public: String,
-}
-
-impl SshHome {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let key = dir.path().join("id_ed25519");
-        let made = std::process::Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", "access-test", "-f"])
-            .arg(&key)
-            .status()
-            .unwrap();
-        assert!(made.success());
-        let public = format!("{}.pub", key.display());
-        Self { dir, key, public }
-    }
-
-    /// The environment that makes the CLI and ssh use this home.
-    fn env(&self) -> [(&str, &str); 2] {
-        [
-            ("HOME", self.dir.path().to_str().unwrap()),
-            ("XDG_CONFIG_HOME", ""),
-        ]
-    }
 }
 
 #[tokio::test]

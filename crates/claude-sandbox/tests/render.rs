@@ -80,7 +80,22 @@ fn render_agrees_with_kustomize_field_by_field() {
             String::from_utf8_lossy(&kustomize.stderr)
         );
         let expected = objects_by_key(&String::from_utf8(kustomize.stdout).unwrap());
-        let actual = objects_by_key(&render(&["--runtime", runtime]));
+        // The base builds from a devcontainer repository (the plan's way), whose URL users patch
+        // to their fork: render the same way, from the URL the base holds.
+        let sandbox = &expected[&("Sandbox".to_owned(), "claude-code-sandbox".to_owned())];
+        let repo = sandbox["spec"]["podTemplate"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == "ENVBUILDER_GIT_URL")
+            .and_then(|e| e["value"].as_str())
+            .expect("the base names the repository envbuilder clones");
+        let actual = objects_by_key(&render(&[
+            "--runtime",
+            runtime,
+            "--devcontainer-repo",
+            repo,
+        ]));
         assert_eq!(
             expected.keys().collect::<Vec<_>>(),
             actual.keys().collect::<Vec<_>>(),
@@ -108,10 +123,13 @@ fn json_output_is_a_list_of_the_same_objects() {
         .iter()
         .map(|o| o["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(from_json, ["Sandbox", "Service"]);
+    assert_eq!(from_json, ["ConfigMap", "Sandbox", "Service"]);
     let yaml = objects_by_key(&render(&["dev"]));
     for item in json["items"].as_array().unwrap() {
-        let key = (item["kind"].as_str().unwrap().to_owned(), "dev".to_owned());
+        let key = (
+            item["kind"].as_str().unwrap().to_owned(),
+            item["metadata"]["name"].as_str().unwrap().to_owned(),
+        );
         assert_eq!(&yaml[&key], item);
     }
 }

@@ -4,8 +4,10 @@
 # built image's user, working folder and environment, so a session takes all three from it.
 #
 # Arguments: USER WORKDIR TERM [COMMAND [ARG...]]
-#   USER     a user name, or empty for PID 1's user
-#   WORKDIR  a folder, or empty for PID 1's (the workspace folder)
+#   USER     a user name, or empty for the devcontainer's user: CLAUDE_SANDBOX_USER in PID 1's
+#            environment (the init runs as root and its sessions as that user), else PID 1's user
+#   WORKDIR  a folder, or empty for PID 1's (the workspace folder; CLAUDE_SANDBOX_WORKSPACE in its
+#            environment where /proc hides it)
 #   TERM     the terminal type to set, or empty for none
 #   COMMAND  what to run; none means the user's login shell
 # Exit status: the command's; 125 when the session cannot be set up (the reason on stderr).
@@ -22,11 +24,30 @@ init_env=()
 while IFS= read -r -d '' var; do
     init_env+=("$var")
 done </proc/1/environ || fail "cannot read the environment of the devcontainer's init process (/proc/1/environ)"
-init_user=$(stat -c %U /proc/1) || fail "cannot tell who runs the devcontainer's init process (PID 1)"
-user=${user:-$init_user}
+# /proc/1/status, not stat(1): gVisor's /proc refuses statx.
+init_uid=
+while read -r key value _; do
+    if [ "$key" = Uid: ]; then
+        init_uid=$value
+        break
+    fi
+done </proc/1/status
+init_user=$(getent passwd "$init_uid" | cut -d: -f1)
+[ -n "$init_user" ] || fail "cannot tell who runs the devcontainer's init process (PID 1)"
+dev_user=$init_user
+workspace=
+for var in "${init_env[@]}"; do
+    case $var in
+        CLAUDE_SANDBOX_USER=?*) dev_user=${var#CLAUDE_SANDBOX_USER=} ;;
+        CLAUDE_SANDBOX_WORKSPACE=?*) workspace=${var#CLAUDE_SANDBOX_WORKSPACE=} ;;
+    esac
+done
+user=${user:-$dev_user}
 IFS=: read -r _ _ uid gid _ home shell < <(getent passwd "$user") || fail "the sandbox has no user $user"
+# gVisor does not show another process's cwd: the workspace the pod names stands in for it.
 if [ -z "$dir" ]; then
-    dir=$(readlink /proc/1/cwd) || fail "cannot tell the working folder of the devcontainer's init process"
+    dir=$(readlink /proc/1/cwd 2>/dev/null) || dir=$workspace
+    [ -n "$dir" ] || fail "cannot tell the working folder of the devcontainer's init process"
 fi
 
 init_path=/usr/local/bin:/usr/bin:/bin

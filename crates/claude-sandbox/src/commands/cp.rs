@@ -125,7 +125,14 @@ async fn run_script(
 ) -> Result<(), Error> {
     let command = Session::default().command(script);
     let mut process = pod
-        .exec(&command, ExecStreams { stdin, tty: false })
+        .exec(
+            &command,
+            ExecStreams {
+                stdin,
+                stdin_end: true,
+                tty: false,
+            },
+        )
         .await?;
     let mut stderr = process.stderr.take().expect("stderr was asked for");
     let transferred = transfer(&mut process);

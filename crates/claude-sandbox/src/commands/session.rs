@@ -51,6 +51,7 @@ pub async fn run(
             &session.command(command),
             ExecStreams {
                 stdin: true,
+                stdin_end: true,
                 tty: interactive,
             },
         )

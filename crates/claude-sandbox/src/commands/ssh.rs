@@ -131,9 +131,10 @@ pub async fn config(args: &SshConfigArgs, global: &GlobalArgs) -> Result<Exit, E
     Ok(Exit::Success)
 }
 
-/// The user the devcontainer's init process runs as: the one sessions and SSH logins use.
+/// The devcontainer's user, as sessions pick it: the one SSH logins use.
 async fn devcontainer_user(pod: &SandboxPod) -> Result<String, Error> {
-    let command = ["stat", "-c", "%U", "/proc/1"].map(str::to_owned);
+    // The session launcher decides who the devcontainer's user is; ask it.
+    let command = Session::default().command(&["id".to_owned(), "-un".to_owned()]);
     let output = pod.run(&command, None).await?;
     let user = output.stdout_text().trim().to_owned();
     if output.code != 0 || user.is_empty() {

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each test binary uses its own part
 
+pub mod browser;
+
 use std::{
     path::{Path, PathBuf},
     process::Output,
@@ -160,4 +162,69 @@ pub async fn create_namespace(client: &Client, name: &str) {
         .create(&Default::default(), &namespace)
         .await
         .expect("namespace created");
+}
+
+/// A home folder of its own (for the known_hosts file) with a new ed25519 key pair.
+pub struct SshHome {
+    pub dir: tempfile::TempDir,
+    pub key: PathBuf,
+    pub public: String,
+}
+
+impl SshHome {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("id_ed25519");
+        let made = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "access-test", "-f"])
+            .arg(&key)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let public = format!("{}.pub", key.display());
+        Self { dir, key, public }
+    }
+
+    /// The environment that makes the CLI and ssh use this home.
+    pub fn env(&self) -> [(&str, &str); 2] {
+        [
+            ("HOME", self.dir.path().to_str().unwrap()),
+            ("XDG_CONFIG_HOME", ""),
+        ]
+    }
+}
+
+/// One `GET PATH` to `127.0.0.1:PORT` on its own connection (HTTP/1.1, `Connection: close`): the
+/// status line and the rest of the response (headers and body).
+pub async fn http_get(port: u16, path: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8_lossy(&response).into_owned();
+    match response.split_once("\r\n") {
+        Some((status, rest)) => (status.to_owned(), rest.to_owned()),
+        None => (response, String::new()),
+    }
+}
+
+/// `kubectl --kubeconfig KUBECONFIG -n NAMESPACE ARGS`, not started.
+pub fn kubectl(kubeconfig: &Path, namespace: &str, args: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new("kubectl");
+    command
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["-n", namespace])
+        .args(args)
+        .kill_on_drop(true);
+    command
 }

@@ -7,7 +7,9 @@
 //!   bookworm (debootstrap minbase) with the devcontainers base image's user `vscode`, sshd, sudo,
 //!   Node.js 20, real code-server and real Claude Code;
 //! - `envbuilder`: the devcontainer image plus a stand-in for envbuilder at its real entrypoint
-//!   path, which builds nothing (the image is prebuilt) but honours envbuilder's contract;
+//!   path, which builds nothing (the image is prebuilt) but honours envbuilder's contract; also
+//!   stored as the envbuilder release it imitates ([`ENVBUILDER_UPSTREAM`]), mirrored like the
+//!   controller's images, so a sandbox that names envbuilder's image gets the stand-in;
 //! - `controller`: the tools image plus a placeholder entrypoint for the agent-sandbox controller
 //!   (simulated in the testbed's process), also stored under the repository path and tag of every
 //!   controller image of the upstream manifests (see [`mirror`]), so that a real node pulls it in
@@ -52,6 +54,10 @@ pub const CODE_SERVER_VERSION: &str = "4.99.4";
 /// Claude Code, the npm registry's `@anthropic-ai/claude-code` (its native binary comes from the
 /// platform optional dependency). Pinned: the registry's `latest` tag is not what installs.
 pub const CLAUDE_CODE_VERSION: &str = "2.1.332";
+/// The envbuilder release the stand-in imitates (its log markers and contract, REFERENCE §2), as
+/// sandboxes name it: the envbuilder image is also stored under this reference's path and tag and
+/// mirrored like the controller's, so a real node runs the stand-in where a pod asks for envbuilder.
+pub const ENVBUILDER_UPSTREAM: &str = "ghcr.io/coder/envbuilder:1.3.0";
 /// The Debian suite of the devcontainer image.
 const SUITE: &str = "bookworm";
 
@@ -529,7 +535,7 @@ struct Recipes {
     devcontainer: Recipe,
     envbuilder: Recipe,
     controller: Recipe,
-    /// The upstream images the controller image stands in for.
+    /// The upstream images the controller image stands in for, and [`ENVBUILDER_UPSTREAM`].
     mirrored: Vec<mirror::UpstreamRef>,
 }
 
@@ -559,14 +565,18 @@ impl Recipes {
                 ("claude-code", CLAUDE_CODE_VERSION.as_bytes()),
             ],
         );
+        let envbuilder_upstream =
+            mirror::UpstreamRef::parse(ENVBUILDER_UPSTREAM).expect("a mirrorable reference");
         let envbuilder = Recipe::new(
             ImageName::Envbuilder,
             &[
                 ("devcontainer", devcontainer.hash.as_bytes()),
                 ("envbuilder.sh", ENVBUILDER_STANDIN.as_bytes()),
                 ("entrypoint", ENVBUILDER_ENTRYPOINT.as_bytes()),
+                ("mirrored", ENVBUILDER_UPSTREAM.as_bytes()),
             ],
-        );
+        )
+        .with_aliases(vec![envbuilder_upstream.repository_tag()]);
         let tools = Recipe::new(
             ImageName::Tools,
             &[
@@ -596,6 +606,8 @@ impl Recipes {
                 .into_iter()
                 .collect(),
         );
+        let mut mirrored = mirrored;
+        mirrored.push(envbuilder_upstream);
         Self {
             pause: Recipe::new(ImageName::Pause, &[("pause", pause)]),
             tools,
@@ -907,10 +919,11 @@ mod tests {
             images.mirrored,
             [
                 "mirror.example.test/agent-sandbox/agent-sandbox-controller:v1",
-                "mirror.example.test/agent-sandbox/agent-sandbox-controller:v2"
+                "mirror.example.test/agent-sandbox/agent-sandbox-controller:v2",
+                ENVBUILDER_UPSTREAM,
             ]
         );
-        assert_eq!(images.mirrored_hosts(), ["mirror.example.test"]);
+        assert_eq!(images.mirrored_hosts(), ["ghcr.io", "mirror.example.test"]);
         assert!(images.controller.starts_with("controller:"));
 
         // Another set of references rebuilds the controller image, and only it.
@@ -934,7 +947,20 @@ mod tests {
         );
         assert_eq!(
             both.test_images(PathBuf::from("/r")).mirrored_hosts(),
-            ["mirror.example.test", "other.example.test"]
+            ["ghcr.io", "mirror.example.test", "other.example.test"]
+        );
+    }
+
+    #[test]
+    fn the_envbuilder_stand_in_is_stored_as_the_release_it_imitates() {
+        let recipes = Recipes::from_parts(b"pause", mirrored(&["v1"]));
+        assert_eq!(recipes.envbuilder.aliases, ["coder/envbuilder:1.3.0"]);
+        assert_eq!(
+            recipes.envbuilder.names_and_tags(),
+            [
+                ("envbuilder", recipes.envbuilder.tag()),
+                ("coder/envbuilder", "1.3.0"),
+            ]
         );
     }
 

@@ -6,7 +6,7 @@ mod debian;
 mod images;
 mod kubernetes;
 
-pub use images::{TestImages, registry_config};
+pub use images::{ENVBUILDER_UPSTREAM, TestImages, registry_config};
 
 use std::path::{Path, PathBuf};
 
