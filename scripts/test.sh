@@ -39,8 +39,8 @@ log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 # The integration tests run a real Kubernetes control plane: its binaries are built from Debian's
-# source the first time (about 12 minutes on 2 cores) and cached under ~/.cache/claude-sandbox;
-# later runs only check the cache.
+# source the first time (about 5 minutes on 2 cores, then 2 more for the test images) and cached
+# under ~/.cache/claude-sandbox; later runs only check the cache.
 log "kube-testbed build"
 cargo run --locked --quiet -p kube-testbed -- build
 
