@@ -1,7 +1,8 @@
 //! `exec`, `cp`, `connect`, `proxy`, `ssh`, `ssh-config`, `shell`, `claude` and `verify`: the real
-//! binary through a real API server to the sandbox's pod (kube-testbed's kubelet, whose pods have
-//! their own PID and network namespaces, a non-root init process, sshd and a code-server stand-in;
-//! or the cluster of CLAUDE_SANDBOX_TEST_KUBECONFIG).
+//! binary through a real API server to the sandbox's pod — on the testbed's real node (kubelet,
+//! containerd, runc; the devcontainer image with real sshd, code-server and Claude Code, envbuilder
+//! the stand-in), or with KUBE_TESTBED_NODE=simulated on the simulated kubelet (stand-in daemons,
+//! and the faults only it can make), or the cluster of CLAUDE_SANDBOX_TEST_KUBECONFIG.
 
 mod support;
 
@@ -27,10 +28,11 @@ fn sandbox_user(cluster: &TestCluster) -> &'static str {
     }
 }
 
-/// A namespace with a ready sandbox `box` whose pod behaves as `behaviours` say (testbed only).
+/// A namespace with a ready sandbox `box` whose pod behaves as `behaviours` say (simulated node
+/// only). It asks for a quarter of a core, so that several fit on a two-core node.
 async fn ready_sandbox(cluster: &TestCluster, prefix: &str, behaviours: &[(&str, &str)]) -> String {
     let ns = cluster.create_namespace(prefix).await.unwrap();
-    if let Some(testbed) = cluster.testbed() {
+    if let Some(testbed) = cluster.testbed().filter(|_| cluster.is_simulated()) {
         // Ready once the init script runs (the envbuilder script takes 1.6 s), as code-server's
         // readiness probe would have it.
         let mut rule = BehaviourRule::namespace(&ns)
@@ -50,6 +52,8 @@ async fn ready_sandbox(cluster: &TestCluster, prefix: &str, behaviours: &[(&str,
             &ns,
             "--secret-env",
             "GITHUB_TOKEN",
+            "--requests",
+            "cpu=250m,memory=1Gi",
             "--timeout",
             "20m",
         ],
@@ -343,7 +347,8 @@ async fn connect_carries_parallel_requests_over_both_transports_and_reconnects()
         for status in &statuses {
             assert_eq!(status, "HTTP/1.1 200 OK", "via {via}: {statuses:?}");
         }
-        let Some(testbed) = cluster.testbed() else {
+        // Only the simulated kubelet drops streams on demand.
+        let Some(testbed) = cluster.testbed().filter(|_| cluster.is_simulated()) else {
             continue;
         };
         // A connection that is open when the kubelet drops every stream is closed; the next works.
@@ -379,7 +384,7 @@ async fn connect_carries_parallel_requests_over_both_transports_and_reconnects()
         );
     }
     // An exec whose session is cut ends with an error instead of waiting for ever.
-    let Some(testbed) = cluster.testbed() else {
+    let Some(testbed) = cluster.testbed().filter(|_| cluster.is_simulated()) else {
         return;
     };
     let sleeping = command(

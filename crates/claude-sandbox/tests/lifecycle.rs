@@ -1,5 +1,8 @@
 //! `up`, `status`, `list`, `logs`, `suspend`, `resume`, `down`: the real binary against a real
-//! API server (kube-testbed, or the cluster of CLAUDE_SANDBOX_TEST_KUBECONFIG).
+//! API server (kube-testbed, or the cluster of CLAUDE_SANDBOX_TEST_KUBECONFIG). These still run on
+//! the simulated kubelet: their failures (crash loops, pull errors, build errors, slow starts)
+//! come from its behaviour rules, which the real node cannot follow; phase7.rs and access.rs run on
+//! the real node.
 
 mod support;
 
@@ -17,6 +20,14 @@ use support::{
 
 const SECRET_VALUE: &str = "ghp_Sup3rSecretTokenValue";
 const SECRET_BASE64: &str = "Z2hwX1N1cDNyU2VjcmV0VG9rZW5WYWx1ZQ";
+
+/// The testbed these tests share, on the simulated kubelet (see the module's comment), or the
+/// cluster of CLAUDE_SANDBOX_TEST_KUBECONFIG.
+async fn shared_cluster() -> &'static TestCluster {
+    TestCluster::shared_simulated()
+        .await
+        .expect("a test cluster")
+}
 
 /// Resource versions of the objects `up` writes, to prove a second `up` writes nothing.
 async fn resource_versions(client: &Client, namespace: &str, name: &str) -> Vec<String> {
@@ -310,7 +321,7 @@ const FAILURES: [FailureCase; 4] = [
 /// Each failure: its message, its exit code, and no object left half-made.
 #[tokio::test]
 async fn failures_are_named_with_their_exit_codes() {
-    let cluster = TestCluster::shared().await.unwrap();
+    let cluster = shared_cluster().await;
     let Some(testbed) = cluster.testbed() else {
         return;
     };
@@ -372,7 +383,7 @@ async fn failures_are_named_with_their_exit_codes() {
 
 #[tokio::test]
 async fn bad_input_unreachable_and_forbidden_change_nothing() {
-    let cluster = TestCluster::shared().await.unwrap();
+    let cluster = shared_cluster().await;
     let kubeconfig = cluster.kubeconfig();
     let client = cluster.client().unwrap();
     let ns = cluster.create_namespace("refused").await.unwrap();
@@ -438,7 +449,7 @@ async fn bad_input_unreachable_and_forbidden_change_nothing() {
 
 #[tokio::test]
 async fn a_namespace_user_with_the_documented_role_runs_every_command() {
-    let cluster = TestCluster::shared().await.unwrap();
+    let cluster = shared_cluster().await;
     let kubeconfig = cluster.kubeconfig();
     let ns = cluster.create_namespace("role").await.unwrap();
     let role_file = concat!(
@@ -488,7 +499,7 @@ async fn a_namespace_user_with_the_documented_role_runs_every_command() {
 
 #[tokio::test]
 async fn the_wait_survives_an_api_server_restart() {
-    let cluster = TestCluster::shared().await.unwrap();
+    let cluster = shared_cluster().await;
     let Some(testbed) = cluster.testbed() else {
         return;
     };

@@ -37,16 +37,16 @@ pub struct TestbedOptions {
     pub git_repo: Option<PathBuf>,
 }
 
-/// Environment variable choosing the node kind of testbeds that tests start: `real` or
-/// `simulated` (the default).
+/// Environment variable choosing the node kind of the testbed [`TestCluster`](crate::TestCluster)
+/// starts: `real` (the default) or `simulated`.
 pub const NODE_ENV: &str = "KUBE_TESTBED_NODE";
 
 impl NodeKind {
-    /// The kind [`NODE_ENV`] names; an error for another value.
+    /// The kind [`NODE_ENV`] names, real when it names none; an error for another value.
     pub fn from_env() -> Result<Self, Error> {
         match std::env::var(NODE_ENV).as_deref() {
-            Err(_) | Ok("") | Ok("simulated") => Ok(Self::Simulated),
-            Ok("real") => Ok(Self::Real),
+            Err(_) | Ok("") | Ok("real") => Ok(Self::Real),
+            Ok("simulated") => Ok(Self::Simulated),
             Ok(other) => Err(Error::State(format!(
                 "{NODE_ENV}={other:?}: use `real` or `simulated`"
             ))),

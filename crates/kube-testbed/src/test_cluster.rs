@@ -1,7 +1,8 @@
 //! [`TestCluster`]: what integration tests run against — a real cluster when
 //! `CLAUDE_SANDBOX_TEST_KUBECONFIG` names one (kind with the real agent-sandbox controller, say),
-//! else a testbed. Tests ask [`TestCluster::is_simulated`] before the cases that need simulated
-//! faults, and skip only those on a real cluster.
+//! else a testbed, with a real node unless `KUBE_TESTBED_NODE=simulated`. Tests ask
+//! [`TestCluster::is_simulated`] before the cases that need the simulated kubelet's faults, and
+//! skip only those elsewhere.
 
 use std::{
     path::{Path, PathBuf},
@@ -45,7 +46,7 @@ enum Backing {
 
 impl TestCluster {
     /// The real cluster of `CLAUDE_SANDBOX_TEST_KUBECONFIG`, else a new testbed with stand-ins, on
-    /// the node kind `KUBE_TESTBED_NODE` names (simulated by default).
+    /// the node kind `KUBE_TESTBED_NODE` names (real by default).
     pub async fn from_env_or_start() -> Result<Self, Error> {
         let options = TestbedOptions::default()
             .stand_ins(true)
@@ -81,9 +82,25 @@ impl TestCluster {
         SHARED.get_or_try_init(Self::from_env_or_start).await
     }
 
-    /// Whether this is a testbed, where faults (crash loops, image pull failures, …) can be simulated.
+    /// Like [`shared`](Self::shared), with the simulated kubelet whatever `KUBE_TESTBED_NODE`
+    /// says: for the tests of faults only it can make (and of the simulated kubelet itself).
+    pub async fn shared_simulated() -> Result<&'static TestCluster, Error> {
+        static SHARED: tokio::sync::OnceCell<TestCluster> = tokio::sync::OnceCell::const_new();
+        SHARED
+            .get_or_try_init(|| {
+                Self::from_env_or_start_with(
+                    TestbedOptions::default()
+                        .stand_ins(true)
+                        .node(NodeKind::Simulated),
+                )
+            })
+            .await
+    }
+
+    /// Whether this is a testbed with the simulated kubelet, whose faults (behaviour rules,
+    /// dropped streams, …) tests can call for.
     pub fn is_simulated(&self) -> bool {
-        matches!(self.backing, Backing::Testbed(_))
+        self.testbed().is_some_and(|t| t.node_env().is_none())
     }
 
     /// The testbed, when simulated.
@@ -120,7 +137,9 @@ impl TestCluster {
         Api::<Namespace>::all(client.clone())
             .create(&PostParams::default(), &namespace)
             .await?;
-        bootstrap::wait_for_default_service_account(&client, &name, self.is_simulated()).await?;
+        // A testbed is Kubernetes 1.20: its accounts get token Secrets.
+        bootstrap::wait_for_default_service_account(&client, &name, self.testbed().is_some())
+            .await?;
         Ok(name)
     }
 

@@ -9,9 +9,11 @@ use std::{
 
 use kube_testbed::TestCluster;
 
-/// The cluster shared by this binary's tests (each keeps to namespaces of its own).
+/// The cluster shared by this binary's tests (each keeps to namespaces of its own): these test the
+/// testbed with its simulated kubelet (the real node has `real_node.rs`), unless
+/// CLAUDE_SANDBOX_TEST_KUBECONFIG names a cluster.
 pub async fn cluster() -> &'static TestCluster {
-    match TestCluster::shared().await {
+    match TestCluster::shared_simulated().await {
         Ok(cluster) => cluster,
         Err(error) => panic!("starting the test cluster: {error}"),
     }
