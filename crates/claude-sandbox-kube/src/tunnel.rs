@@ -15,6 +15,8 @@ use crate::{
     sandbox_ref::SandboxRef,
 };
 
+/// How long [`Tunnel::open`] keeps retrying a stream the cluster refuses for now.
+const REOPEN_FOR: Duration = Duration::from_secs(20);
 /// How long `auto` waits for a first port-forward to report a failure before trusting it: the
 /// kubelet dials the port as the session opens and reports a failed dial at once.
 const PORT_FORWARD_TRIAL: Duration = Duration::from_millis(500);
@@ -149,20 +151,26 @@ impl Tunnel {
         self.state.lock().await.transport
     }
 
-    /// Opens one stream. A pod that went away is looked up again once (the sandbox may have been
-    /// resumed onto a new pod).
+    /// Opens one stream. While the API server or the kubelet refuses (a kubelet restarting says
+    /// for a while that the pod does not exist; a resumed sandbox has a new pod), the pod is looked
+    /// up again and the stream retried, for up to [`REOPEN_FOR`]. A sandbox that is gone or not
+    /// running fails at once.
     pub async fn open(&self) -> Result<TunnelStream, Error> {
-        match self.open_once().await {
-            Ok(stream) => Ok(stream),
-            Err(error @ (Error::Access(_) | Error::Api(_))) => {
-                tracing::debug!(%error, "reconnecting: looking the pod up again");
-                self.state.lock().await.pod = None;
-                self.open_once().await.map_err(|again| match again {
-                    Error::Access(_) | Error::Api(_) => error,
-                    other => other,
-                })
+        let deadline = tokio::time::Instant::now() + REOPEN_FOR;
+        let mut delay = Duration::from_millis(250);
+        loop {
+            match self.open_once().await {
+                Ok(stream) => return Ok(stream),
+                Err(error @ (Error::Access(_) | Error::Api(_)))
+                    if tokio::time::Instant::now() + delay < deadline =>
+                {
+                    tracing::debug!(%error, "reconnecting: looking the pod up again");
+                    self.state.lock().await.pod = None;
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+                Err(error) => return Err(error),
             }
-            Err(error) => Err(error),
         }
     }
 

@@ -1,9 +1,12 @@
-//! Tunnel throughput through the API server, next to `kubectl port-forward` on the same testbed.
+//! Tunnels through the testbed's real kubelet, next to `kubectl port-forward` on the same node; and
+//! how long `up` takes to Ready and `verify` to pass, under runc and gVisor.
 //!
-//! `cargo bench -p claude-sandbox --bench tunnel_throughput [-- MEGABYTES [ROUNDS]]` starts a
-//! kube-testbed, deploys a sandbox, runs a data source inside its pod (this binary, started through
-//! `claude-sandbox exec` so that it listens in the pod's network namespace) and downloads from it
-//! through each transport. It prints MB/s and the ratio to kubectl: figures, never assertions.
+//! `cargo bench -p claude-sandbox --bench tunnel_throughput [-- MEGABYTES [ROUNDS]]` (as root,
+//! after `cargo run -p kube-testbed -- build`) starts a testbed with a real node, deploys one
+//! sandbox per runtime, runs a data source in each pod (Node.js of the devcontainer image, started
+//! with `claude-sandbox exec`, listening on the pod's loopback) and downloads from it through each
+//! transport that works there. It prints MB/s, the ratio to kubectl and the timings: figures,
+//! never assertions.
 
 use std::{
     path::Path,
@@ -17,49 +20,47 @@ use claude_sandbox_kube::{
     sandbox_ref::SandboxRef,
     tunnel::Tunnel,
 };
-use kube_testbed::{BehaviourRule, Testbed, TestbedOptions};
+use kube_testbed::{NodeKind, Testbed, TestbedOptions};
 use tokio::{
     io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader},
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
 };
 
 /// The data source's port inside the pod.
 const SOURCE_PORT: u16 = 9000;
 const NAMESPACE: &str = "bench";
-const SERVE_FLAG: &str = "--serve-data";
+/// Each connection sends a big-endian u64 byte count and gets that many bytes.
+const SOURCE: &str = "const net = require('net'); const block = Buffer.alloc(1 << 20, 7); \
+net.createServer((s) => { let head = Buffer.alloc(0); let left = -1; \
+  const pump = () => { while (left > 0) { const n = Math.min(left, block.length); left -= n; \
+    if (!s.write(n === block.length ? block : block.subarray(0, n))) { s.once('drain', pump); return; } } \
+    s.end(); }; \
+  s.on('data', (d) => { if (left >= 0) return; head = Buffer.concat([head, d]); if (head.length < 8) return; \
+    left = Number(head.readBigUInt64BE(0)); pump(); }); \
+}).listen(9000, '127.0.0.1', () => console.log('serving'));";
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == SERVE_FLAG) {
-        return serve_data().await;
-    }
-    let numbers: Vec<usize> = args.iter().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let numbers: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let megabytes = numbers.first().copied().unwrap_or(64);
     let rounds = numbers.get(1).copied().unwrap_or(3);
 
-    let testbed = Testbed::start_with(TestbedOptions::default().stand_ins(true))
+    let testbed = Testbed::start_with(TestbedOptions::default().node(NodeKind::Real))
         .await
-        .expect("a testbed (run `cargo run -p kube-testbed -- build` first)");
+        .expect("a testbed with a real node (run `cargo run -p kube-testbed -- build` first)");
     let kubeconfig = testbed.kubeconfig();
-    testbed
-        .set_behaviour_rules(&[
-            BehaviourRule::namespace(NAMESPACE).annotation("log-script", "envbuilder")
-        ])
-        .await
-        .unwrap();
     let namespace: k8s_openapi::api::core::v1::Namespace =
         serde_json::from_value(serde_json::json!({"metadata": {"name": NAMESPACE}})).unwrap();
     kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(testbed.client().unwrap())
         .create(&Default::default(), &namespace)
         .await
         .unwrap();
-    run(
-        &kubeconfig,
-        &["up", "box", "-n", NAMESPACE, "--timeout", "3m"],
-    )
-    .await;
-    let _source = start_source(&kubeconfig).await;
+    kube_testbed::wait_for_default_service_account(&testbed.client().unwrap(), NAMESPACE, true)
+        .await
+        .unwrap();
 
     let cluster = Cluster::connect(&ConnectOptions {
         kubeconfig: Some(kubeconfig.clone()),
@@ -72,41 +73,86 @@ async fn main() {
         .await
         .unwrap()
         .unwrap();
-    let sandbox = SandboxRef::new(&cluster, version, "box");
     let bytes = megabytes * 1024 * 1024;
-    println!(
-        "Downloading {megabytes} MB, best of {rounds}, through kube-apiserver to the testbed kubelet:"
-    );
-
-    let kubectl = best_of(rounds, || async {
-        let (mut forward, port) = kubectl_port_forward(&kubeconfig).await;
-        let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-        let rate = download(stream, bytes).await;
-        let _ = forward.kill().await;
-        rate
-    })
-    .await;
-    report("kubectl port-forward", kubectl, kubectl);
-    for (label, via) in [
-        ("claude-sandbox --via port-forward", Via::PortForward),
-        ("claude-sandbox --via exec", Via::Exec),
-    ] {
-        let tunnel = Tunnel::new(&cluster, &sandbox, SOURCE_PORT, via)
-            .await
-            .unwrap();
-        let rate = best_of(rounds, || async {
-            download(tunnel.open().await.unwrap(), bytes).await
-        })
+    let mut kubectl = None;
+    println!("| runtime | `up` to Ready | `verify` |");
+    println!("| --- | --- | --- |");
+    let mut rates = Vec::new();
+    for (name, runtime) in [("runc-box", "runc"), ("gvisor-box", "gvisor")] {
+        let started = Instant::now();
+        run(
+            &kubeconfig,
+            &[
+                "up",
+                name,
+                "-n",
+                NAMESPACE,
+                "--runtime",
+                runtime,
+                "--requests",
+                "cpu=250m,memory=1Gi",
+                "--timeout",
+                "5m",
+            ],
+        )
         .await;
-        report(label, rate, kubectl);
+        let up = started.elapsed();
+        let started = Instant::now();
+        run(&kubeconfig, &["verify", name, "-n", NAMESPACE]).await;
+        let verify = started.elapsed();
+        println!(
+            "| {runtime} | {:.1} s | {:.1} s |",
+            up.as_secs_f64(),
+            verify.as_secs_f64()
+        );
+        let _source = start_source(&kubeconfig, name).await;
+        let sandbox = SandboxRef::new(&cluster, version, name);
+        if runtime == "runc" {
+            // gVisor's network stack is not the pod's: kubectl port-forward finds nothing there.
+            let rate = best_of(rounds, || async {
+                let (mut forward, port) = kubectl_port_forward(&kubeconfig, name).await;
+                let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+                let rate = download(stream, bytes).await;
+                let _ = forward.kill().await;
+                rate
+            })
+            .await;
+            kubectl = Some(rate);
+            rates.push((runtime, "kubectl port-forward", rate));
+        }
+        let vias: &[(&str, Via)] = if runtime == "runc" {
+            &[
+                ("claude-sandbox --via port-forward", Via::PortForward),
+                ("claude-sandbox --via exec", Via::Exec),
+            ]
+        } else {
+            &[("claude-sandbox --via exec", Via::Exec)]
+        };
+        for (label, via) in vias {
+            let tunnel = Tunnel::new(&cluster, &sandbox, SOURCE_PORT, *via)
+                .await
+                .unwrap();
+            let rate = best_of(rounds, || async {
+                download(tunnel.open().await.unwrap(), bytes).await
+            })
+            .await;
+            rates.push((runtime, label, rate));
+        }
     }
-}
-
-fn report(label: &str, rate: f64, kubectl: f64) {
+    let kubectl = kubectl.expect("measured under runc");
+    println!();
     println!(
-        "  {label:<36} {rate:>8.1} MB/s   {:>5.2}× kubectl",
-        rate / kubectl
+        "Downloading {megabytes} MB, best of {rounds}, through kube-apiserver to the real kubelet:"
     );
+    println!();
+    println!("| runtime | transport | MB/s | vs kubectl (runc) |");
+    println!("| --- | --- | --- | --- |");
+    for (runtime, label, rate) in rates {
+        println!(
+            "| {runtime} | {label} | {rate:.1} | {:.2}× |",
+            rate / kubectl
+        );
+    }
 }
 
 async fn best_of<F, Fut>(rounds: usize, mut measure: F) -> f64
@@ -154,72 +200,29 @@ async fn run(kubeconfig: &Path, args: &[&str]) {
     );
 }
 
-/// This binary, serving data inside the pod until the exec session ends.
-async fn start_source(kubeconfig: &Path) -> tokio::process::Child {
-    let me = std::env::current_exe().unwrap();
+/// The data source in sandbox `name`'s pod, until the exec session ends.
+async fn start_source(kubeconfig: &Path, name: &str) -> tokio::process::Child {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_claude-sandbox"))
-        .args([
-            "exec",
-            "box",
-            "-n",
-            NAMESPACE,
-            "--user",
-            "root",
-            "--kubeconfig",
-        ])
+        .args(["exec", name, "-n", NAMESPACE, "--kubeconfig"])
         .arg(kubeconfig)
-        .arg("--")
-        .arg(me)
-        .arg(SERVE_FLAG)
-        .stdin(std::process::Stdio::piped())
+        .args(["--", "node", "-e", SOURCE])
+        .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let ready = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await;
+    let ready = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await;
     assert!(
         matches!(ready, Ok(Ok(Some(_)))),
         "the data source did not start"
     );
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     child
 }
 
-/// `--serve-data`: on 127.0.0.1:SOURCE_PORT, each connection names a byte count and gets that many.
-async fn serve_data() {
-    let listener = TcpListener::bind(("127.0.0.1", SOURCE_PORT)).await.unwrap();
-    println!("serving");
-    let block: std::sync::Arc<Vec<u8>> = std::sync::Arc::new(
-        (0..1024 * 1024u32)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
-            .collect(),
-    );
-    // Ends with the exec session: stdin closes.
-    let mut stdin = tokio::io::stdin();
-    loop {
-        tokio::select! {
-            _ = stdin.read_u8() => return,
-            accepted = listener.accept() => {
-                let (mut stream, _) = accepted.unwrap();
-                let block = block.clone();
-                tokio::spawn(async move {
-                    let Ok(mut left) = stream.read_u64().await else { return };
-                    while left > 0 {
-                        let n = left.min(block.len() as u64) as usize;
-                        if stream.write_all(&block[..n]).await.is_err() {
-                            return;
-                        }
-                        left -= n as u64;
-                    }
-                    let _ = stream.shutdown().await;
-                });
-            }
-        }
-    }
-}
-
 /// `kubectl port-forward` to the source on a free local port.
-async fn kubectl_port_forward(kubeconfig: &Path) -> (tokio::process::Child, u16) {
+async fn kubectl_port_forward(kubeconfig: &Path, pod: &str) -> (tokio::process::Child, u16) {
     let mut child = tokio::process::Command::new("kubectl")
         .arg("--kubeconfig")
         .arg(kubeconfig)
@@ -227,7 +230,7 @@ async fn kubectl_port_forward(kubeconfig: &Path) -> (tokio::process::Child, u16)
             "-n",
             NAMESPACE,
             "port-forward",
-            "pod/box",
+            &format!("pod/{pod}"),
             &format!("0:{SOURCE_PORT}"),
         ])
         .stdout(std::process::Stdio::piped())

@@ -347,7 +347,8 @@ async fn connect_carries_parallel_requests_over_both_transports_and_reconnects()
         for status in &statuses {
             assert_eq!(status, "HTTP/1.1 200 OK", "via {via}: {statuses:?}");
         }
-        // Only the simulated kubelet drops streams on demand.
+        // Only the simulated kubelet cuts one pod's streams (the real one restarting would cut the
+        // other tests' too: faults.rs does that on a testbed of its own).
         let Some(testbed) = cluster.testbed().filter(|_| cluster.is_simulated()) else {
             continue;
         };

@@ -238,6 +238,16 @@ impl Testbed {
         kubelet_api::drop_streams(&self.client()?, namespace, pod).await
     }
 
+    /// Restarts the real node's kubelet (see [`NodeKind::Real`](crate::NodeKind)), returning once
+    /// the node is Ready again: containers keep running, every stream through the kubelet is cut.
+    /// An error on a simulated node.
+    pub async fn restart_kubelet(&self) -> Result<(), Error> {
+        let node = self.node.as_ref().ok_or_else(|| {
+            Error::State("restart_kubelet needs a real node (`NodeKind::Real`)".to_owned())
+        })?;
+        node.restart_kubelet(&self.client()?).await
+    }
+
     /// Replaces the testbed-wide behaviour rules of the fake kubelet.
     pub async fn set_behaviour_rules(&self, rules: &[BehaviourRule]) -> Result<(), Error> {
         behaviours::set_rules(&self.client()?, rules).await

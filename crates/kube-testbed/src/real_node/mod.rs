@@ -120,6 +120,20 @@ pub(crate) struct NodeStart<'a> {
 pub(crate) struct RealNode {
     record: Record,
     env: NodeEnv,
+    kubelet: tokio::sync::Mutex<Kubelet>,
+}
+
+/// The kubelet's process and how to start it again.
+#[derive(Debug)]
+struct Kubelet {
+    /// `None` only while restarting.
+    process: Option<Process>,
+    args: Vec<String>,
+    layout: Layout,
+    mode: Mode,
+    /// Where its API listens (the API server's streams go there).
+    address: Ipv4Addr,
+    port: u16,
 }
 
 impl RealNode {
@@ -142,11 +156,15 @@ impl RealNode {
             record
         };
         match start_processes(client, &start, &record).await {
-            Ok(env) => {
+            Ok((env, kubelet)) => {
                 let text = env.to_env_file(&start.layout.kubeconfig());
                 let path = start.layout.env_file();
                 std::fs::write(&path, text).map_err(Error::io("writing", &path))?;
-                Ok(Self { record, env })
+                Ok(Self {
+                    record,
+                    env,
+                    kubelet: tokio::sync::Mutex::new(kubelet),
+                })
             }
             Err(error) => {
                 record::teardown(&record);
@@ -157,6 +175,34 @@ impl RealNode {
 
     pub fn env(&self) -> &NodeEnv {
         &self.env
+    }
+
+    /// Stops the kubelet (TERM, as a service manager restarting it does) and starts it again with
+    /// the same configuration; returns once the node is Ready again. Containers keep running
+    /// (containerd holds them); every exec, attach and port-forward stream through the kubelet
+    /// is cut.
+    pub async fn restart_kubelet(&self, client: &Client) -> Result<(), Error> {
+        let mut kubelet = self.kubelet.lock().await;
+        // The old one must be gone before the new one binds its port.
+        if let Some(old) = kubelet.process.take() {
+            tokio::task::spawn_blocking(move || old.stop())
+                .await
+                .expect("stopping the kubelet does not panic");
+        }
+        let mut fresh = Process::spawn(
+            &kubelet.layout,
+            KUBELET,
+            Path::new("nsenter"),
+            kubelet.args.clone(),
+            kubelet.mode,
+        )?;
+        // The node still looks Ready from before: wait for the new kubelet's API first.
+        let ready = match wait_port(&mut fresh, kubelet.address, kubelet.port).await {
+            Ok(()) => wait_node_ready(client, &mut fresh).await,
+            Err(error) => Err(error),
+        };
+        kubelet.process = Some(fresh);
+        ready
     }
 
     /// Stops every process of the node and removes what it made outside the testbed directory.
@@ -183,7 +229,7 @@ async fn start_processes(
     client: &Client,
     start: &NodeStart<'_>,
     record: &Record,
-) -> Result<NodeEnv, Error> {
+) -> Result<(NodeEnv, Kubelet), Error> {
     let layout = start.layout;
     let node_dir = layout.node();
     std::fs::create_dir_all(&node_dir).map_err(Error::io("creating", &node_dir))?;
@@ -316,17 +362,26 @@ async fn start_processes(
         "--v=2".to_owned(),
     ];
     let kubelet_program = start.binaries.kubelet.display().to_string();
+    let kubelet_args = in_namespace(&kubelet_program, args);
     let mut kubelet_process = Process::spawn(
         layout,
         KUBELET,
         Path::new("nsenter"),
-        in_namespace(&kubelet_program, args),
+        kubelet_args.clone(),
         start.mode,
     )?;
     wait_node_ready(client, &mut kubelet_process).await?;
     create_runtime_classes(client).await?;
+    let kubelet = Kubelet {
+        process: Some(kubelet_process),
+        args: kubelet_args,
+        layout: layout.clone(),
+        mode: start.mode,
+        address: record.node_ip(),
+        port: kubelet_port,
+    };
 
-    Ok(NodeEnv {
+    let env = NodeEnv {
         node_name: NODE_NAME.to_owned(),
         node_ip: record.node_ip(),
         registry: registry.clone(),
@@ -335,7 +390,8 @@ async fn start_processes(
         tools_image: image(&start.images.tools),
         pause_image,
         git_url: git_server::clone_url(record.node_ip(), git_port, &repo_name),
-    })
+    };
+    Ok((env, kubelet))
 }
 
 /// Starts the holder of the node's mount namespace, where containerd and the kubelet (and so every

@@ -1,0 +1,136 @@
+//! Real faults on the testbed's real node, on a testbed of this binary's own (a kubelet restart
+//! cuts every stream of the node, so no other test may share it): the kubelet restarted while
+//! `connect` carries connections and while `exec` runs. Each ends with the documented message,
+//! nothing hangs, and what comes after works.
+
+mod support;
+
+use std::{path::Path, process::Stdio, time::Duration};
+
+use kube_testbed::TestCluster;
+use support::{cli, command, http_get};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+/// A testbed with a real node (or nothing to do: these faults need one) and a ready sandbox `box`.
+async fn real_node_sandbox() -> Option<(&'static TestCluster, String)> {
+    let cluster = TestCluster::shared().await.unwrap();
+    cluster.node_env()?;
+    let ns = cluster.create_namespace("faults").await.unwrap();
+    cli(
+        cluster.kubeconfig(),
+        &[
+            "up",
+            "box",
+            "-n",
+            &ns,
+            "--requests",
+            "cpu=250m,memory=1Gi",
+            "--timeout",
+            "5m",
+        ],
+        &[],
+    )
+    .await
+    .expect_code(0);
+    Some((cluster, ns))
+}
+
+/// `claude-sandbox connect --via VIA --port 0` until dropped: the child and its local port.
+async fn connect(kubeconfig: &Path, ns: &str, via: &str) -> (tokio::process::Child, u16) {
+    let mut child = command(
+        kubeconfig,
+        &["connect", "box", "-n", ns, "--port", "0", "--via", via],
+        &[],
+    )
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("connect prints its URL")
+        .unwrap()
+        .expect("a first line");
+    let port = first
+        .split("http://localhost:")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|port| port.parse().ok())
+        .unwrap_or_else(|| panic!("no URL in {first:?}"));
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, port)
+}
+
+/// The kubelet restarting cuts what `connect` carries: an open connection is closed (it does not
+/// hang), and the next connection is tunnelled again, over each transport; an `exec` running
+/// then ends with exit 1 and says the connection was lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kubelet_restart_cuts_connect_and_exec_cleanly() {
+    let Some((cluster, ns)) = real_node_sandbox().await else {
+        eprintln!("skipped: needs the testbed's real node");
+        return;
+    };
+    let testbed = cluster.testbed().unwrap();
+    let kubeconfig = cluster.kubeconfig();
+    for via in ["port-forward", "exec"] {
+        let (_connect, port) = connect(kubeconfig, &ns, via).await;
+        assert_eq!(http_get(port, "/healthz").await.0, "HTTP/1.1 200 OK");
+        // A connection open across the restart.
+        let mut open = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        open.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        let mut first = [0u8; 12];
+        tokio::time::timeout(Duration::from_secs(60), open.read_exact(&mut first))
+            .await
+            .unwrap_or_else(|_| panic!("via {via}: no answer on the kept-open connection"))
+            .unwrap();
+        assert_eq!(&first, b"HTTP/1.1 200");
+
+        testbed.restart_kubelet().await.unwrap();
+
+        let mut rest = Vec::new();
+        let closed =
+            tokio::time::timeout(Duration::from_secs(30), open.read_to_end(&mut rest)).await;
+        assert!(closed.is_ok(), "via {via}: the cut connection stayed open");
+        let again = tokio::time::timeout(Duration::from_secs(60), http_get(port, "/healthz"))
+            .await
+            .unwrap_or_else(|_| panic!("via {via}: no answer after the restart"));
+        assert_eq!(again.0, "HTTP/1.1 200 OK", "via {via}: no reconnect");
+    }
+
+    let sleeping = command(
+        kubeconfig,
+        &["exec", "box", "-n", &ns, "--", "sleep", "100"],
+        &[],
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    testbed.restart_kubelet().await.unwrap();
+    let cut = tokio::time::timeout(Duration::from_secs(30), sleeping.wait_with_output())
+        .await
+        .expect("exec ends when the kubelet restarts")
+        .unwrap();
+    let said = String::from_utf8_lossy(&cut.stderr);
+    assert_eq!(cut.status.code(), Some(1), "{said}");
+    assert!(said.contains("the connection was lost"), "{said}");
+
+    // The sandbox itself never stopped: its container kept running through both restarts.
+    let restarts = cli(
+        kubeconfig,
+        &["exec", "box", "-n", &ns, "--", "cat", "/proc/1/cmdline"],
+        &[],
+    )
+    .await;
+    assert!(
+        restarts.expect_code(0).stdout().contains("entrypoint.sh"),
+        "{}",
+        restarts.stdout()
+    );
+}
