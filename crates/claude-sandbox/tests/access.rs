@@ -10,10 +10,7 @@ use std::{os::unix::fs::PermissionsExt, path::Path, time::Duration};
 
 use kube_testbed::{BehaviourRule, TestCluster};
 use support::{SshHome, add_behaviour_rules, cli, cli_with_input, command};
-use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
-    net::TcpStream,
-};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The default sandbox's workspace folder (nothing cloned: the bundled devcontainer).
 const WORKSPACE: &str = "/workspaces/workspace";
@@ -285,44 +282,15 @@ async fn cp_copies_trees_both_ways_keeping_modes() {
     neither.expect_code(2);
 }
 
-/// A running `claude-sandbox connect`, and the local port it printed.
-struct Connect {
-    _child: tokio::process::Child,
-    port: u16,
-}
-
-async fn connect(kubeconfig: &Path, ns: &str, via: &str) -> Connect {
-    let mut child = command(
-        kubeconfig,
-        &["connect", "box", "-n", ns, "--port", "0", "--via", via],
-        &[],
-    )
-    .stdout(std::process::Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-        .await
-        .expect("connect prints its URL")
-        .unwrap()
-        .expect("a first line");
+async fn connect(kubeconfig: &Path, ns: &str, via: &str) -> support::Connect {
+    let connect = support::connect(kubeconfig, "box", ns, &["--via", via]).await;
     let expected = if via == "exec" {
         "(via exec (bash /dev/tcp))"
     } else {
         "(via port-forward)"
     };
-    assert!(first.contains(expected), "{first}");
-    let port = first
-        .split("http://localhost:")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|port| port.parse().ok())
-        .unwrap_or_else(|| panic!("no URL in {first:?}"));
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Connect {
-        _child: child,
-        port,
-    }
+    assert!(connect.said.contains(expected), "{}", connect.said);
+    connect
 }
 
 /// One `GET /healthz` on its own connection: the status line.
@@ -353,18 +321,7 @@ async fn connect_carries_parallel_requests_over_both_transports_and_reconnects()
             continue;
         };
         // A connection that is open when the kubelet drops every stream is closed; the next works.
-        let mut open = TcpStream::connect(("127.0.0.1", connect.port))
-            .await
-            .unwrap();
-        open.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
-            .await
-            .unwrap();
-        let mut first = [0u8; 12];
-        tokio::time::timeout(Duration::from_secs(60), open.read_exact(&mut first))
-            .await
-            .unwrap_or_else(|_| panic!("via {via}: no answer on the kept-open connection"))
-            .unwrap();
-        assert_eq!(&first, b"HTTP/1.1 200");
+        let mut open = support::answered_open_connection(connect.port).await;
         let dropped =
             tokio::time::timeout(Duration::from_secs(60), testbed.drop_streams(ns, "box"))
                 .await

@@ -6,12 +6,12 @@
 
 mod support;
 
-use std::{path::Path, process::Stdio, time::Duration};
+use std::{process::Stdio, time::Duration};
 
 use k8s_openapi::api::core::v1::Service;
 use kube_testbed::TestCluster;
-use support::{cli, command, http_get, names, sandboxes};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use support::{answered_open_connection, cli, command, connect, http_get, names, sandboxes};
+use tokio::io::AsyncReadExt;
 
 /// Kubelet restarts (write) must not fall into the other tests' waits (read).
 static RESTARTS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
@@ -41,32 +41,6 @@ async fn up(cluster: &TestCluster, ns: &str, extra: &[&str]) -> support::CliOutp
     cli(cluster.kubeconfig(), &args, &[]).await
 }
 
-/// `claude-sandbox connect --via VIA --port 0` until dropped: the child and its local port.
-async fn connect(kubeconfig: &Path, ns: &str, via: &str) -> (tokio::process::Child, u16) {
-    let mut child = command(
-        kubeconfig,
-        &["connect", "box", "-n", ns, "--port", "0", "--via", via],
-        &[],
-    )
-    .stdout(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-        .await
-        .expect("connect prints its URL")
-        .unwrap()
-        .expect("a first line");
-    let port = first
-        .split("http://localhost:")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|port| port.parse().ok())
-        .unwrap_or_else(|| panic!("no URL in {first:?}"));
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, port)
-}
-
 /// The kubelet restarting cuts what `connect` carries: an open connection is closed (it does not
 /// hang), and the next connection is tunnelled again, over each transport; an `exec` running
 /// then ends with exit 1 and says the connection was lost.
@@ -79,21 +53,11 @@ async fn a_kubelet_restart_cuts_connect_and_exec_cleanly() {
     let testbed = cluster.testbed().unwrap();
     let kubeconfig = cluster.kubeconfig();
     for via in ["port-forward", "exec"] {
-        let (_connect, port) = connect(kubeconfig, &ns, via).await;
+        let connect = connect(kubeconfig, "box", &ns, &["--via", via]).await;
+        let port = connect.port;
         assert_eq!(http_get(port, "/healthz").await.0, "HTTP/1.1 200 OK");
         // A connection open across the restart.
-        let mut open = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .unwrap();
-        open.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
-            .await
-            .unwrap();
-        let mut first = [0u8; 12];
-        tokio::time::timeout(Duration::from_secs(60), open.read_exact(&mut first))
-            .await
-            .unwrap_or_else(|_| panic!("via {via}: no answer on the kept-open connection"))
-            .unwrap();
-        assert_eq!(&first, b"HTTP/1.1 200");
+        let mut open = answered_open_connection(port).await;
 
         {
             let _alone = RESTARTS.write().await;

@@ -16,7 +16,7 @@ mod support;
 use std::{path::Path, process::Stdio, time::Duration};
 
 use kube_testbed::{NodeKind, TestCluster, TestbedOptions};
-use support::{SshHome, browser::Browser, cli, command, http_get, kubectl};
+use support::{SshHome, browser::Browser, cli, connect, http_get, kubectl};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// The sandbox `deploy.sh` makes (the plan's name).
@@ -187,28 +187,6 @@ async fn kubectl_port_forward(
         .unwrap_or_else(|| panic!("port-forward said {first:?}"));
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, port)
-}
-
-/// `claude-sandbox connect --port 0` until dropped: the child, its local port and its first line.
-async fn connect(kubeconfig: &Path, ns: &str) -> (tokio::process::Child, u16, String) {
-    let mut child = command(kubeconfig, &["connect", NAME, "-n", ns, "--port", "0"], &[])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-        .await
-        .expect("connect prints its URL")
-        .unwrap()
-        .expect("a first line");
-    let port = first
-        .split("http://localhost:")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|port| port.parse().ok())
-        .unwrap_or_else(|| panic!("no URL in {first:?}"));
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, port, first)
 }
 
 /// code-server answers on `port`: `/healthz` is 200, and `/` serves the VS Code workbench page
@@ -592,10 +570,14 @@ async fn phase_7_on_runc_with_the_vault_cas() {
     // 7.5: the plan's own command, then ours, then a browser.
     let (_forward, port) = kubectl_port_forward(kubeconfig, ns, &format!("svc/{NAME}")).await;
     code_server_answers(port).await;
-    let (_connect, port, said) = connect(kubeconfig, ns).await;
-    assert!(said.contains("(via port-forward)"), "{said}");
-    code_server_answers(port).await;
-    chromium_renders_the_workbench(port, "workbench-runc").await;
+    let connect = connect(kubeconfig, NAME, ns, &[]).await;
+    assert!(
+        connect.said.contains("(via port-forward)"),
+        "{}",
+        connect.said
+    );
+    code_server_answers(connect.port).await;
+    chromium_renders_the_workbench(connect.port, "workbench-runc").await;
 
     // 7.6
     claude_code_runs(kubeconfig, ns).await;
@@ -649,10 +631,10 @@ async fn phase_7_under_gvisor() {
         said.contains("failed to connect to localhost:13337"),
         "{said}"
     );
-    let (_connect, port, said) = connect(kubeconfig, ns).await;
-    assert!(said.contains("(via exec"), "{said}");
-    code_server_answers(port).await;
-    chromium_renders_the_workbench(port, "workbench-gvisor").await;
+    let connect = connect(kubeconfig, NAME, ns, &[]).await;
+    assert!(connect.said.contains("(via exec"), "{}", connect.said);
+    code_server_answers(connect.port).await;
+    chromium_renders_the_workbench(connect.port, "workbench-gvisor").await;
 
     // 7.6
     claude_code_runs(kubeconfig, ns).await;

@@ -20,9 +20,18 @@ fail() {
 user=$1 dir=$2 term=$3
 shift 3
 
+# PID 1's environment, and what a session takes from it.
 init_env=()
+init_path=/usr/local/bin:/usr/bin:/bin
+dev_user=
+workspace=
 while IFS= read -r -d '' var; do
     init_env+=("$var")
+    case $var in
+        PATH=*) init_path=${var#PATH=} ;;
+        CLAUDE_SANDBOX_USER=?*) dev_user=${var#CLAUDE_SANDBOX_USER=} ;;
+        CLAUDE_SANDBOX_WORKSPACE=?*) workspace=${var#CLAUDE_SANDBOX_WORKSPACE=} ;;
+    esac
 done </proc/1/environ || fail "cannot read the environment of the devcontainer's init process (/proc/1/environ)"
 # /proc/1/status, not stat(1): gVisor's /proc refuses statx.
 init_uid=
@@ -34,15 +43,7 @@ while read -r key value _; do
 done </proc/1/status
 init_user=$(getent passwd "$init_uid" | cut -d: -f1)
 [ -n "$init_user" ] || fail "cannot tell who runs the devcontainer's init process (PID 1)"
-dev_user=$init_user
-workspace=
-for var in "${init_env[@]}"; do
-    case $var in
-        CLAUDE_SANDBOX_USER=?*) dev_user=${var#CLAUDE_SANDBOX_USER=} ;;
-        CLAUDE_SANDBOX_WORKSPACE=?*) workspace=${var#CLAUDE_SANDBOX_WORKSPACE=} ;;
-    esac
-done
-user=${user:-$dev_user}
+user=${user:-${dev_user:-$init_user}}
 IFS=: read -r _ _ uid gid _ home shell < <(getent passwd "$user") || fail "the sandbox has no user $user"
 # gVisor does not show another process's cwd: the workspace the pod names stands in for it.
 if [ -z "$dir" ]; then
@@ -50,10 +51,6 @@ if [ -z "$dir" ]; then
     [ -n "$dir" ] || fail "cannot tell the working folder of the devcontainer's init process"
 fi
 
-init_path=/usr/local/bin:/usr/bin:/bin
-for var in "${init_env[@]}"; do
-    case $var in PATH=*) init_path=${var#PATH=} ;; esac
-done
 # PID 1's identity stays as envbuilder set it; another user gets their own, as `su -` would.
 session_env=()
 if [ "$user" != "$init_user" ]; then

@@ -228,3 +228,62 @@ pub fn kubectl(kubeconfig: &Path, namespace: &str, args: &[&str]) -> tokio::proc
         .kill_on_drop(true);
     command
 }
+
+/// A running `claude-sandbox connect`: the local port and the first line it printed (the URL and
+/// the transport). Stopped when dropped.
+pub struct Connect {
+    _child: tokio::process::Child,
+    pub port: u16,
+    pub said: String,
+}
+
+/// `claude-sandbox connect SANDBOX -n NAMESPACE --port 0 EXTRA…`, once it has printed its URL.
+pub async fn connect(kubeconfig: &Path, sandbox: &str, namespace: &str, extra: &[&str]) -> Connect {
+    use tokio::io::AsyncBufReadExt;
+    let mut args = vec!["connect", sandbox, "-n", namespace, "--port", "0"];
+    args.extend_from_slice(extra);
+    let mut child = command(kubeconfig, &args, &[])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let said = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("connect prints its URL")
+        .unwrap()
+        .expect("a first line");
+    let port = said
+        .split("http://localhost:")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|port| port.parse().ok())
+        .unwrap_or_else(|| panic!("no URL in {said:?}"));
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Connect {
+        _child: child,
+        port,
+        said,
+    }
+}
+
+/// A connection to `127.0.0.1:PORT` kept open after one `GET /healthz` was answered (the start of
+/// the answer is read): for checking what happens to it when its stream is cut.
+pub async fn answered_open_connection(port: u16) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut open = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    open.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 12];
+    tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        open.read_exact(&mut first),
+    )
+    .await
+    .expect("an answer on the kept-open connection")
+    .unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    open
+}
