@@ -200,9 +200,16 @@ async fn apply_if_changed(
             return Ok(false);
         }
     }
-    api.patch(&name, &params, &Patch::Apply(object))
-        .await
-        .map_err(|e| cluster.error(e))?;
+    let applied = match api.patch(&name, &params, &Patch::Apply(object)).await {
+        // Applying to a missing object creates it, and fails when another client (a controller
+        // making the same Service) created it meanwhile: apply again, as an update.
+        Err(kube::Error::Api(status)) if status.code == 409 && status.reason == "AlreadyExists" => {
+            tracing::debug!(%name, "created meanwhile: applying again");
+            api.patch(&name, &params, &Patch::Apply(object)).await
+        }
+        other => other,
+    };
+    applied.map_err(|e| cluster.error(e))?;
     tracing::debug!(%name, "applied");
     Ok(true)
 }

@@ -13,7 +13,7 @@ use k8s_openapi::api::{
     rbac::v1::PolicyRule,
 };
 use kube::{Api, Client, ResourceExt};
-use kube_testbed::{BehaviourRule, TestCluster, Testbed, TestbedOptions};
+use kube_testbed::{BehaviourRule, NodeKind, TestCluster, Testbed, TestbedOptions};
 use support::{
     add_behaviour_rules, cli, create_namespace, current_release, names, sandboxes, shared,
 };
@@ -499,7 +499,15 @@ async fn a_namespace_user_with_the_documented_role_runs_every_command() {
 
 #[tokio::test]
 async fn the_wait_survives_an_api_server_restart() {
-    let cluster = shared_cluster().await;
+    // A testbed of its own: the restart would cut the other tests' calls in flight.
+    let cluster = TestCluster::from_env_or_start_with(
+        TestbedOptions::default()
+            .stand_ins(true)
+            .node(NodeKind::Simulated),
+    )
+    .await
+    .unwrap();
+    let cluster = &cluster;
     let Some(testbed) = cluster.testbed() else {
         return;
     };
